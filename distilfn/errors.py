@@ -1,0 +1,98 @@
+"""The exceptions distilfn raises.
+
+The tree::
+
+    DistilfnError
+    ├── PlanError                 a plan cannot run on this frame (raised before any request)
+    │   └── ColumnNotFoundError   a step needs a column nobody provides
+    ├── ModelError                a model could not answer
+    │   ├── TransportError        connection failed, timed out or was dropped
+    │   ├── RateLimitError        429 after every retry
+    │   ├── ServerError           5xx after every retry
+    │   ├── RequestRejectedError  4xx that no retry can fix (bad request, context too long)
+    │   └── AuthenticationError   401/403: stops the whole run at the first request
+    ├── ParseError                model text could not be read into the task's columns
+    └── RunAbortedError           the run stopped early (auth failure, error-rate threshold)
+
+Errors never carry secrets: backends strip API keys before raising.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DistilfnError",
+    "PlanError",
+    "ColumnNotFoundError",
+    "ModelError",
+    "TransportError",
+    "RateLimitError",
+    "ServerError",
+    "RequestRejectedError",
+    "AuthenticationError",
+    "ParseError",
+    "RunAbortedError",
+]
+
+
+class DistilfnError(Exception):
+    """Base class of every error distilfn raises on purpose."""
+
+
+class PlanError(DistilfnError, ValueError):
+    """The plan cannot run on the given frame or models; raised before any request."""
+
+
+class ColumnNotFoundError(PlanError, KeyError):
+    """A step needs a column that neither the frame nor an upstream step provides."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelError(DistilfnError):
+    """A model could not answer a request.
+
+    ``status`` is the HTTP status when there was one, ``retry_after`` the delay in
+    seconds the server asked for.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class TransportError(ModelError):
+    """The connection failed, timed out or was dropped."""
+
+
+class RateLimitError(ModelError):
+    """The server kept answering 429 after every retry."""
+
+
+class ServerError(ModelError):
+    """The server kept answering 5xx after every retry."""
+
+
+class RequestRejectedError(ModelError):
+    """The server rejected the request in a way no retry can fix (400, 404, 413, 422)."""
+
+
+class AuthenticationError(ModelError):
+    """The server refused the credentials (401/403); the whole run stops."""
+
+
+class ParseError(DistilfnError):
+    """Model text that could not be read into the task's columns.
+
+    Keeps the task name and the raw text so nothing is lost.
+    """
+
+    def __init__(self, message: str, *, task: str | None = None, raw: str | None = None):
+        super().__init__(message)
+        self.task = task
+        self.raw = raw
+
+
+class RunAbortedError(DistilfnError, RuntimeError):
+    """The run stopped before the end (authentication failure, error-rate threshold)."""
