@@ -169,6 +169,20 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         """The rendered chat as text, for ``row`` or for the task's example/placeholders."""
         return preview(self, row)
 
+    def as_plan(self) -> Any:
+        """This task as a one-step :class:`~distilfn.plan.Plan`."""
+        from distilfn.plan import Plan
+
+        return Plan(steps=(self,))
+
+    def run(self, data: Any, model: Any = None, **options: Any) -> Any:
+        """Run this task alone over a frame; see :meth:`distilfn.plan.Plan.run`."""
+        return self.as_plan().run(data, model, **options)
+
+    def validate(self, columns: Any, **options: Any) -> Any:
+        """Check this task against a frame's columns; see :meth:`distilfn.plan.Plan.validate`."""
+        return self.as_plan().validate(columns, **options)
+
     def __rshift__(self, other: Any) -> Any:
         from distilfn.plan import then
 
