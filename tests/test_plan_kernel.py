@@ -332,3 +332,20 @@ def test_run_works_inside_a_running_event_loop():
 
 def test_empty_plan_returns_the_frame():
     assert Plan().run(frame(2), model=Counter()).equals(frame(2))
+
+
+def test_run_stops_early_when_most_requests_fail():
+    from distilfn.errors import RunAbortedError
+
+    calls = 0
+
+    def out_of_quota(chats):
+        nonlocal calls
+        calls += len(chats)
+        raise RuntimeError("quota exceeded")
+
+    with pytest.raises(RunAbortedError, match="quota exceeded"):
+        echo_task("a", "q", "x").run(frame(1000), model=out_of_quota, max_concurrency=4)
+    assert calls < 200  # stopped long before the 1000 rows
+    out = echo_task("a", "q", "x").run(frame(60), model=out_of_quota, max_error_rate=None)
+    assert out.height == 60 and out["x"].null_count() == 60

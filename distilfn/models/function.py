@@ -71,7 +71,7 @@ class FunctionModel:
         params = self._accepted(params)
         loop = asyncio.get_running_loop()
         futures = [self._enqueue(loop, chat, params) for chat in chats for _ in range(n)]
-        answers = await asyncio.gather(*futures)
+        answers = [await futures[0]] if len(futures) == 1 else await asyncio.gather(*futures)
         out: list[Generation | BaseException] = []
         for i in range(len(chats)):
             samples = answers[i * n : (i + 1) * n]

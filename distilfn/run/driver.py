@@ -15,6 +15,7 @@ from distilfn.ops import MapRows, Rename, Select
 from distilfn.plan import Labeled, Plan, resolve
 from distilfn.run.frame import assemble
 from distilfn.run.interpreter import Interpreter
+from distilfn.run.progress import Progress, progress_wanted
 from distilfn.run.stats import RunStats
 
 __all__ = ["run_plan", "arun_plan", "as_frame", "RunResult"]
@@ -63,6 +64,9 @@ async def arun_plan(
     *,
     max_concurrency: int | None = None,
     stats: RunStats | None = None,
+    progress: bool | None = None,
+    summary: bool | None = None,
+    max_error_rate: float | None = 0.5,
 ) -> pl.DataFrame:
     """Run ``plan`` over ``data`` and return the output frame.
 
@@ -70,6 +74,10 @@ async def arun_plan(
     ``max_concurrency`` bounds the requests in flight across all steps (default: the
     largest ``max_concurrency`` a bound model declares, else 64). Pass a
     :class:`~distilfn.run.stats.RunStats` as ``stats`` to read the counters afterwards.
+    ``progress`` shows a live display (default: on an interactive terminal only);
+    ``summary`` prints the final table (default: when progress is shown).
+    ``max_error_rate`` stops the run (RunAbortedError) once more than this fraction of
+    requests failed, after at least 50 results; None never stops.
     """
     frame = as_frame(data)
     resolved = resolve(plan, frame.columns)
@@ -78,14 +86,16 @@ async def arun_plan(
     resolved.check_roles(set(models))
     limit = max_concurrency or _default_concurrency(models.values())
     stats = stats if stats is not None else RunStats()
-    interpreter = Interpreter(resolved, models, max_concurrency=limit, stats=stats)
+    interpreter = Interpreter(resolved, models, max_concurrency=limit, stats=stats, max_error_rate=max_error_rate)
     per_source: list[list[dict[str, Any]] | None] = [None] * frame.height
 
     def on_done(index: int, rows: list[dict[str, Any]]) -> None:
         per_source[index] = rows
 
+    show = progress_wanted(progress)
     try:
-        await interpreter.run(frame.iter_rows(named=True), on_done)
+        async with Progress(stats, frame.height, enabled=show, summary=show if summary is None else summary):
+            await interpreter.run(frame.iter_rows(named=True), on_done)
     finally:
         for m in {id(m): m for m in models.values()}.values():
             close = getattr(m, "aclose", None)

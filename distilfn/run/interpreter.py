@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from distilfn.errors import AuthenticationError
+from distilfn.errors import AuthenticationError, RunAbortedError
 from distilfn.models._base import Generation
 from distilfn.ops import Evolve, FilterRows, MapRows, Rename, Select, plural
 from distilfn.plan import META_PREFIX, FanStart, Folded, Labeled, Resolved
@@ -90,6 +90,8 @@ class Interpreter:
         cache: Any = None,
         stats: RunStats | None = None,
         key_for: Callable[..., str] | None = None,
+        max_error_rate: float | None = None,
+        min_results_for_error_rate: int = 50,
     ):
         self.resolved = resolved
         self.nodes = nest(resolved.flat)
@@ -98,6 +100,8 @@ class Interpreter:
         self.cache = cache
         self.key_for = key_for
         self.stats = stats or RunStats()
+        self.max_error_rate = max_error_rate
+        self.min_results = min_results_for_error_rate
         self._slots: asyncio.Semaphore | None = None
 
     # -- driving rows ---------------------------------------------------------------------
@@ -210,6 +214,7 @@ class Interpreter:
             if answer.error is not None:
                 stats.request_failed += 1
                 updates.append(_failed(t, meta_col, chat, answer))
+                self._check_error_rate(answer.error)
                 continue
             parsed = t.read(answer.text)
             if parsed.error is None:
@@ -243,7 +248,9 @@ class Interpreter:
                     answers[i] = Answer(hit.text, None, hit.model_name, hit.input_tokens, hit.output_tokens, cached=True)
         todo = [i for i in range(n) if answers[i] is None]
         if todo:
-            if len(todo) > 1 and getattr(model, "supports_n", False):
+            if len(todo) == 1:
+                fresh = await self.request(model, chat, _sample_params(params, todo[0], n), t.schema, 1, stats)
+            elif getattr(model, "supports_n", False):
                 fresh = await self.request(model, chat, params, t.schema, len(todo), stats)
             else:
                 per_sample = [_sample_params(params, i, n) for i in todo]
@@ -291,6 +298,21 @@ class Interpreter:
             )
             for i, text in enumerate(result.texts)
         ]
+
+    def _check_error_rate(self, last_error: str) -> None:
+        """Stop the run when failed requests pass ``max_error_rate`` of all results so far."""
+        if self.max_error_rate is None:
+            return
+        steps = self.stats.steps.values()
+        failed = sum(s.request_failed for s in steps)
+        total = sum(s.ok + s.parse_failed + s.request_failed for s in steps)
+        if total >= self.min_results and failed / total > self.max_error_rate:
+            msg = (
+                f"stopped early: {failed} of {total} requests failed ({failed / total:.0%}, above "
+                f"max_error_rate={self.max_error_rate}); last error: {last_error}. Answers already "
+                f"received are kept in the cache, so a re-run after fixing the cause costs nothing done."
+            )
+            raise RunAbortedError(msg)
 
     async def evolve(self, node: Labeled, unit: Unit) -> dict[str, Any]:
         """Run the rounds of an evolve step; returns the output columns and metadata."""
