@@ -78,6 +78,19 @@ class Plan(msgspec.Struct, frozen=True):
 
         return run_plan(self, data, model, **options)
 
+    def run_to(self, data: Any, out: Any, model: Any = None, **options: Any) -> Any:
+        """Run the plan streaming finished rows to ``out`` (Parquet or JSONL), resumable.
+
+        See :func:`distilfn.run.arun_plan_to`.
+        """
+        from distilfn.run import run_plan_to
+
+        return run_plan_to(self, data, out, model, **options)
+
+    def retry_failed(self, data: Any, model: Any = None, **options: Any) -> Any:
+        """Re-run with the cache: only failed requests and unreadable answers are re-sent."""
+        return self.run(data, model, retry_failed=True, **options)
+
     async def arun(self, data: Any, model: Any = None, **options: Any) -> Any:
         """:meth:`run` for code already inside an event loop."""
         from distilfn.run import arun_plan

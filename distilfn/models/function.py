@@ -22,6 +22,8 @@ __all__ = ["FunctionModel"]
 class FunctionModel:
     """Adapt ``fn(chats, **params) -> list[str | Generation]`` to the model protocol.
 
+    Answers are cached (see ``plan.run(cache=...)``) only when ``identity`` is given: a
+    string that changes whenever the function would answer differently.
     Sync functions run in a worker thread, one batch at a time (so they need not be
     thread-safe and never block the event loop); async functions are awaited directly.
     If a batch raises, its chats are retried one by one so that one bad chat fails
@@ -40,14 +42,16 @@ class FunctionModel:
         fn: Callable[..., Any],
         *,
         name: str | None = None,
+        identity: str | None = None,
         max_batch: int = 256,
         max_concurrency: int | None = None,
         threaded: bool = True,
     ):
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
-        qualname = getattr(fn, "__qualname__", type(fn).__qualname__)
-        self.identity = f"function:{getattr(fn, '__module__', '?')}.{qualname}:{self.name}"
+        # a function's answers are cached only when the caller vouches for its identity:
+        # two lambdas (or two fakes) share a qualified name but not their answers
+        self.identity = identity
         self.max_batch = max_batch
         self.max_concurrency = max_concurrency
         self.threaded = threaded

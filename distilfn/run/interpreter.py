@@ -92,6 +92,8 @@ class Interpreter:
         key_for: Callable[..., str] | None = None,
         max_error_rate: float | None = None,
         min_results_for_error_rate: int = 50,
+        refresh_parse_failures: bool = False,
+        default_params: Mapping[str, Any] | None = None,
     ):
         self.resolved = resolved
         self.nodes = nest(resolved.flat)
@@ -102,6 +104,8 @@ class Interpreter:
         self.stats = stats or RunStats()
         self.max_error_rate = max_error_rate
         self.min_results = min_results_for_error_rate
+        self.refresh_parse_failures = refresh_parse_failures
+        self.default_params = dict(default_params or {})
         self._slots: asyncio.Semaphore | None = None
 
     # -- driving rows ---------------------------------------------------------------------
@@ -112,7 +116,17 @@ class Interpreter:
         *,
         window: int | None = None,
     ) -> None:
-        """Run every source row; call ``on_done(index, output_rows)`` as each finishes.
+        """Run every source row; call ``on_done(index, output_rows)`` as each finishes."""
+        await self.run_indexed(enumerate(rows), on_done, window=window)
+
+    async def run_indexed(
+        self,
+        rows: Iterable[tuple[int, dict[str, Any]]],
+        on_done: Callable[[int, list[dict[str, Any]]], None],
+        *,
+        window: int | None = None,
+    ) -> None:
+        """Run ``(index, row)`` pairs; call ``on_done(index, output_rows)`` as each finishes.
 
         At most ``window`` source rows are in progress at once (memory stays bounded);
         the first AuthenticationError cancels everything and propagates.
@@ -132,7 +146,7 @@ class Interpreter:
 
         try:
             async with asyncio.TaskGroup() as tasks:
-                for index, row in enumerate(rows):
+                for index, row in rows:
                     await gate.acquire()
                     self.stats.rows_in += 1
                     tasks.create_task(one(index, row))
@@ -227,12 +241,12 @@ class Interpreter:
     async def ask(self, t: Task, chat: list[dict[str, str]], path: tuple[int, ...], n: int, label: str) -> list[Answer]:
         """``n`` answers to ``chat``: from the cache where known, else from the model."""
         model = self.models[t.role]
-        params = dict(t.params)
+        params = {**self.default_params, **t.params}
         schema_name = getattr(t.schema, "__name__", None) if t.schema is not None else None
         keys: list[str | None] = [None] * n
         answers: list[Answer | None] = [None] * n
         stats = self.stats.step(label)
-        if self.cache is not None and self.key_for is not None:
+        if self.cache is not None and self.key_for is not None and getattr(model, "identity", None):
             keys = [
                 self.key_for(
                     chat=chat, model_identity=model.identity, params=params,
@@ -243,6 +257,8 @@ class Interpreter:
             hits = self.cache.get_many(keys)
             for i, key in enumerate(keys):
                 hit = hits.get(key)
+                if hit is not None and self.refresh_parse_failures and t.read(hit.text).error is not None:
+                    hit = None  # asked to re-request answers the parser cannot read
                 if hit is not None:
                     stats.cache_hits += 1
                     answers[i] = Answer(hit.text, None, hit.model_name, hit.input_tokens, hit.output_tokens, cached=True)
@@ -259,7 +275,7 @@ class Interpreter:
             for i, answer in zip(todo, fresh, strict=True):
                 answers[i] = answer
                 if self.cache is not None and answer.error is None and keys[i] is not None:
-                    self.cache.put(keys[i], answer)
+                    self.cache.put(keys[i], _cached(answer))
         return answers  # type: ignore[return-value]
 
     async def request(self, model: Any, chat: Any, params: dict[str, Any], schema: Any, n: int, stats: Any) -> list[Answer]:
@@ -348,6 +364,15 @@ class Interpreter:
                 values[plural(c)] = history
         values[meta_col] = metas
         return values
+
+
+def _cached(answer: Answer) -> Any:
+    from distilfn.run.cache import CachedAnswer
+
+    return CachedAnswer(
+        text=answer.text or "", model_name=answer.model_name,
+        input_tokens=answer.input_tokens, output_tokens=answer.output_tokens,
+    )
 
 
 def _sample_params(params: dict[str, Any], index: int, n: int) -> dict[str, Any]:
