@@ -1,0 +1,208 @@
+"""The ``distilfn`` command line: run, preview, demo, cache."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "load_plan", "model_from_option"]
+
+DEMO_INSTRUCTIONS = [
+    "Explain photosynthesis to a ten-year-old.",
+    "Write a haiku about rain.",
+    "Give three tips for writing clear commit messages.",
+]
+
+
+def load_plan(path: str, name: str = "plan") -> Any:
+    """The plan (or task) named ``name`` in the Python file at ``path``."""
+    from distilfn.plan import as_steps
+
+    file = Path(path)
+    if not file.is_file():
+        raise SystemExit(f"distilfn: no plan file at {path!r}")
+    namespace = runpy.run_path(str(file), run_name="__distilfn_plan__")
+    if name not in namespace:
+        defined = sorted(k for k, v in namespace.items() if as_steps(v) is not None)
+        hint = f"; it defines {', '.join(defined)} (use --plan-name)" if defined else ""
+        raise SystemExit(f"distilfn: {path} defines no variable {name!r}{hint}")
+    plan = namespace[name]
+    if as_steps(plan) is None:
+        raise SystemExit(f"distilfn: {name!r} in {path} is a {type(plan).__name__}, not a task or plan")
+    return plan
+
+
+def model_from_option(option: str | None, model_name: str | None = None) -> Any:
+    """``--model``: an http(s) URL of an OpenAI-compatible server, ``local``, or a model
+    name served at ``OPENAI_BASE_URL``/``DISTILFN_MODEL``; None means the default model."""
+    from distilfn.models.default import default_model
+
+    env = dict(os.environ)
+    if model_name:
+        env["DISTILFN_MODEL_NAME"] = model_name
+    if option is None:
+        return default_model(environ=env) if model_name else None
+    if option == "local" or option.startswith(("http://", "https://")):
+        env["DISTILFN_MODEL"] = option
+        return default_model(environ=env)
+    if not (env.get("OPENAI_BASE_URL") or env.get("DISTILFN_MODEL", "").startswith("http")):
+        raise SystemExit(
+            f"distilfn: --model {option!r} is a model name, but no server is set: give a URL "
+            "(--model http://host:8000/v1 --model-name NAME) or set OPENAI_BASE_URL"
+        )
+    env["DISTILFN_MODEL_NAME"] = option
+    return default_model(environ=env)
+
+
+def _cache_option(args: argparse.Namespace) -> Any:
+    return False if args.no_cache else (args.cache or None)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from distilfn.run import RunStats
+    from distilfn.run.progress import summary_table
+
+    plan = load_plan(args.plan, args.plan_name)
+    model = model_from_option(args.model, args.model_name)
+    stats = RunStats()
+    out = plan.run_to(
+        args.input, args.output, model,
+        limit=args.limit, cache=_cache_option(args), max_concurrency=args.max_concurrency,
+        progress=False if args.quiet else None, summary=False, stats=stats, resume=not args.restart,
+        chunk_rows=args.chunk_rows,
+    )
+    if not args.quiet:
+        from rich.console import Console
+
+        Console(stderr=True).print(summary_table(stats))
+    print(out)
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from distilfn.io import scan_input
+    from distilfn.preview import preview_plan
+
+    plan = load_plan(args.plan, args.plan_name)
+    data = scan_input(args.input).head(args.rows).collect() if args.input else None
+    print(preview_plan(plan, data, rows=args.rows))
+    return 0
+
+
+def demo_plan() -> Any:
+    """The README's demo: evolve instructions three times, then rate answers to them."""
+    from distilfn.tasks import evol_instruct, ultrafeedback
+
+    return evol_instruct(n=3) >> ultrafeedback()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import polars as pl
+    from rich.console import Console
+
+    from distilfn.run import RunStats
+    from distilfn.run.progress import summary_table
+
+    console = Console(stderr=True)
+    plan = demo_plan()
+    console.print(str(plan))
+    data = pl.DataFrame({"instruction": DEMO_INSTRUCTIONS[: args.rows]})
+    model = model_from_option(args.model, args.model_name)
+    stats = RunStats()
+    out = plan.run_to(
+        data, args.output, model,
+        params={"max_tokens": args.max_tokens, "temperature": 0.7}, cache=_cache_option(args),
+        progress=None, summary=False, stats=stats, resume=False,
+    )
+    console.print(summary_table(stats))
+    frame = pl.read_parquet(out) if str(out).endswith(".parquet") else pl.read_ndjson(out)
+    shown = [c for c in ("instruction", "evolved_instruction", "generations", "ratings") if c in frame.columns]
+    with pl.Config(fmt_str_lengths=60, tbl_width_chars=160, fmt_table_cell_list_len=4):
+        print(frame.select(shown))
+    ratings = frame["ratings"].explode().drop_nulls() if "ratings" in frame.columns else pl.Series([])
+    print(f"wrote {frame.height} rows to {out}; {ratings.len()} ratings parsed, mean {ratings.mean() if ratings.len() else float('nan'):.2f}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from distilfn.run.cache import clear_cache, default_cache_dir
+
+    if args.action == "path":
+        print(args.path or default_cache_dir())
+    else:
+        removed = clear_cache(args.path)
+        print(f"removed {removed} cached answers")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (``distilfn --help``)."""
+    parser = argparse.ArgumentParser(
+        prog="distilfn",
+        description="Build synthetic datasets and AI-feedback labels with LLMs.",
+        epilog="Models: --model URL (OpenAI-compatible server), --model local, or set DISTILFN_MODEL / OPENAI_BASE_URL.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def model_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", help="http(s) URL of an OpenAI-compatible server (.../v1), 'local', or a model name at OPENAI_BASE_URL")
+        p.add_argument("--model-name", help="the model to ask for at that server (default: the first it lists)")
+
+    def cache_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--cache", metavar="DIR", help="request cache directory or file (default: the user cache dir)")
+        p.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
+
+    run = commands.add_parser("run", help="run PLAN.py over an input file, streaming rows to an output file",
+                              description="Run the plan defined as `plan` in PLAN.py. Re-running resumes: finished rows are kept and cached answers are not requested again.")
+    run.add_argument("plan", metavar="PLAN.py", help="a Python file that defines `plan`")
+    run.add_argument("--input", required=True, help="input rows: .jsonl, .parquet or .csv")
+    run.add_argument("--output", required=True, help="output file: .parquet or .jsonl")
+    model_options(run)
+    cache_options(run)
+    run.add_argument("--limit", type=int, help="only the first N input rows")
+    run.add_argument("--max-concurrency", type=int, help="requests in flight (default: 64)")
+    run.add_argument("--chunk-rows", type=int, default=1000, help="rows per written chunk (default: 1000)")
+    run.add_argument("--restart", action="store_true", help="ignore finished rows in --output and start over")
+    run.add_argument("--plan-name", default="plan", help="the variable to run (default: plan)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress display or summary")
+    run.set_defaults(func=cmd_run)
+
+    preview = commands.add_parser("preview", help="print the chats a plan would send, without calling any model",
+                                  description="A true dry run: render each model step's chat for the first rows; columns made by earlier steps show as <placeholders>.")
+    preview.add_argument("plan", metavar="PLAN.py")
+    preview.add_argument("--input", help="input rows to render (default: the first task's example)")
+    preview.add_argument("--rows", type=int, default=1, help="how many rows to show (default: 1)")
+    preview.add_argument("--plan-name", default="plan")
+    preview.set_defaults(func=cmd_preview)
+
+    demo = commands.add_parser("demo", help="run evol_instruct(n=3) >> ultrafeedback() on a few instructions (the README's main job)")
+    model_options(demo)
+    cache_options(demo)
+    demo.add_argument("--rows", type=int, default=3, choices=range(1, len(DEMO_INSTRUCTIONS) + 1), metavar="N", help="instructions to use (1-3, default 3)")
+    demo.add_argument("--output", default="out/demo.parquet", help="where to write the dataset (default: out/demo.parquet)")
+    demo.add_argument("--max-tokens", type=int, default=192, help="max tokens per answer (default: 192)")
+    demo.set_defaults(func=cmd_demo)
+
+    cache = commands.add_parser("cache", help="show or clear the request cache")
+    cache.add_argument("action", choices=["path", "clear"])
+    cache.add_argument("--path", help="cache directory or file (default: the user cache dir)")
+    cache.set_defaults(func=cmd_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``distilfn`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("distilfn: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
