@@ -164,7 +164,7 @@ def fanout(body: Any, n: int) -> Any:
     >>> print(fanout(t, 4))
     Plan
       1. fanout x4
-         1. gen  [generator]  q -> a
+          1. gen  [generator]  q -> a
     """
     return _plan(Fanout(body=_steps_of(body, where="fanout()"), n=_check_count(n, name="fanout n")))
 

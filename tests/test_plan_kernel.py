@@ -213,7 +213,7 @@ def test_model_accepting_n_gets_one_request_for_all_samples():
         async def aclose(self):
             pass
 
-    out = fanout(echo_task("g", "q", "a"), 4).run(frame(3), model=NModel())
+    out = fanout(echo_task("g", "q", "a"), 4).run(frame(3), model=NModel(), cache=False)
     assert NModel.requests == 3
     assert out["a"].to_list() == ["s0", "s1", "s2", "s3"] * 3
     tokens = out["meta.g"].struct.field("output_tokens")
