@@ -195,7 +195,10 @@ async def arun_plan_to(
         if resume and _is_complete(out_path):
             print(f"distilfn: {out_path} is already complete; pass resume=False to overwrite it", file=sys.stderr)
             return out_path
-        writer = ChunkedWriter(out_path, chunk_rows=chunk_rows, resume=resume, order_by=ROW_INDEX, drop_columns=[ROW_INDEX])
+        writer = ChunkedWriter(
+            out_path, chunk_rows=chunk_rows, resume=resume, order_by=ROW_INDEX,
+            drop_columns=[ROW_INDEX], finished_columns=[ROW_INDEX],
+        )
         done: set[int] = set()
         if writer.finished is not None and ROW_INDEX in writer.finished.columns:
             done = set(writer.finished[ROW_INDEX].to_list())
