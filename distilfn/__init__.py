@@ -1,6 +1,6 @@
 """distilfn: synthetic datasets and AI-feedback labels from frozen tasks and composable plans."""
 
-from distilfn.ops import ensure, evolve, fanout, filter_rows, group, map_rows, prefer, rename, select
+from distilfn.ops import ensure, evolve, explode, fanout, filter_rows, group, map_rows, prefer, rename, select
 from distilfn.plan import Plan, identity
 from distilfn.task import Parsed, Task, preview, task
 
@@ -10,6 +10,7 @@ __all__ = [
     "Task",
     "ensure",
     "evolve",
+    "explode",
     "fanout",
     "filter_rows",
     "group",

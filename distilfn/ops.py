@@ -16,6 +16,7 @@ from distilfn.task import Task
 
 __all__ = [
     "Fanout",
+    "Explode",
     "Group",
     "Evolve",
     "Ensure",
@@ -25,6 +26,7 @@ __all__ = [
     "Rename",
     "Select",
     "fanout",
+    "explode",
     "group",
     "evolve",
     "ensure",
@@ -56,6 +58,17 @@ class Fanout(_Step, frozen=True, kw_only=True, tag="fanout"):
 
     body: tuple[Any, ...]
     n: int
+
+
+class Explode(_Step, frozen=True, kw_only=True, tag="explode"):
+    """One row per element of the list column ``column``, the element in ``into``.
+
+    Like a fanout whose size is the list's length: :func:`group` folds the rows back
+    (and drops ``into``).
+    """
+
+    column: str
+    into: str
 
 
 class Group(_Step, frozen=True, kw_only=True, tag="group"):
@@ -167,6 +180,23 @@ def fanout(body: Any, n: int) -> Any:
           1. gen  [generator]  q -> a
     """
     return _plan(Fanout(body=_steps_of(body, where="fanout()"), n=_check_count(n, name="fanout n")))
+
+
+def explode(column: str, *, into: str) -> Any:
+    """Run the next steps once per element of the list column ``column``.
+
+    Each element is put in the column ``into``; :func:`group` folds the results back
+    into lists, one row per source row, and drops ``into``.
+
+    >>> print(explode("evolved_instructions", into="evolved_instruction") >> group())
+    Plan
+      1. explode evolved_instructions -> evolved_instruction
+      2. group  (list columns named with a trailing 's')
+    """
+    if not column or not into or column == into:
+        msg = f"explode needs a list column and a different element column, got column={column!r}, into={into!r}"
+        raise ValueError(msg)
+    return _plan(Explode(column=column, into=into))
 
 
 def group(names: Mapping[str, str] | None = None, /, **rename: str) -> Any:

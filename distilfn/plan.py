@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from distilfn.errors import ColumnNotFoundError, PlanError
-from distilfn.ops import Ensure, Evolve, Fanout, FilterRows, Group, MapRows, Prefer, Rename, Select, plural
+from distilfn.ops import Ensure, Evolve, Explode, Fanout, FilterRows, Group, MapRows, Prefer, Rename, Select, plural
 from distilfn.task import Task
 
 __all__ = ["Plan", "then", "as_steps", "identity", "resolve", "Resolved", "META_PREFIX"]
@@ -17,7 +17,7 @@ __all__ = ["Plan", "then", "as_steps", "identity", "resolve", "Resolved", "META_
 META_PREFIX = "meta."
 """Per-step metadata lives in struct columns named ``meta.<step label>``."""
 
-_STEP_TYPES = (Task, Fanout, Group, Evolve, Ensure, Prefer, MapRows, FilterRows, Rename, Select)
+_STEP_TYPES = (Task, Fanout, Explode, Group, Evolve, Ensure, Prefer, MapRows, FilterRows, Rename, Select)
 
 
 class Plan(msgspec.Struct, frozen=True):
@@ -123,9 +123,11 @@ def then(left: Any, right: Any) -> Plan:
 
 
 class FanStart(msgspec.Struct, frozen=True):
-    """Marker in a resolved plan: the steps after it run ``n`` times per row."""
+    """Marker in a resolved plan: the steps after it run ``n`` times per row, or once
+    per element of ``explode[0]`` with the element in column ``explode[1]``."""
 
     n: int
+    explode: tuple[str, str] | None = None
 
 
 class Folded(msgspec.Struct, frozen=True):
@@ -180,7 +182,7 @@ class _Ctx:
         self.columns: list[str] = list(dict.fromkeys(columns))
         self.meta: list[str] = []
         self.labels: set[str] = set()
-        self.fans: list[tuple[list[str], list[str]]] = []
+        self.fans: list[tuple[list[str], list[str], str | None]] = []
         self.index = 0
 
     def label(self, name: str) -> str:
@@ -251,8 +253,13 @@ def _expand(steps: Iterable[Any], ctx: _Ctx, flat: list[Any]) -> None:
             if any(c not in ctx.columns for c in step.columns):
                 ctx.index -= 1
                 _expand(step.provider, ctx, flat)
+        elif isinstance(step, Explode):
+            ctx.need("explode", [step.column])
+            ctx.fans.append((list(ctx.columns), list(ctx.meta), step.into))
+            ctx.add("explode", [step.into])
+            flat.append(FanStart(n=0, explode=(step.column, step.into)))
         elif isinstance(step, Fanout):
-            ctx.fans.append((list(ctx.columns), list(ctx.meta)))
+            ctx.fans.append((list(ctx.columns), list(ctx.meta), None))
             flat.append(FanStart(n=step.n))
             ctx.index -= 1
             _expand(step.body, ctx, flat)
@@ -260,15 +267,15 @@ def _expand(steps: Iterable[Any], ctx: _Ctx, flat: list[Any]) -> None:
             if not ctx.fans:
                 msg = f"step {ctx.index} group() has no fanout before it to fold"
                 raise PlanError(msg)
-            before_cols, before_meta = ctx.fans.pop()
-            made = [c for c in ctx.columns if c not in before_cols]
+            before_cols, before_meta, element = ctx.fans.pop()
+            made = [c for c in ctx.columns if c not in before_cols and c != element]
             unknown = set(step.names) - set(made)
             if unknown:
                 msg = f"step {ctx.index} group() names {sorted(unknown)[0]!r}, which the fanout did not make; it made {made}"
                 raise PlanError(msg)
             fold = [(c, step.names.get(c, plural(c))) for c in made]
             fold += [(m, m) for m in ctx.meta if m not in before_meta]
-            ctx.columns = [c for c in ctx.columns if c not in made]
+            ctx.columns = [c for c in ctx.columns if c not in made and c != element]
             ctx.add("group", [new for _, new in fold if not new.startswith(META_PREFIX)])
             flat.append(Folded(fold=tuple(fold)))
         elif isinstance(step, Evolve):
@@ -334,7 +341,9 @@ def _outline(steps: Iterable[Any], indent: int) -> list[str]:
             lines.append(f"{head}fanout x{step.n}")
             lines += _outline(step.body, indent + 2)
         elif isinstance(step, FanStart):
-            lines.append(f"{head}fanout x{step.n}")
+            lines.append(f"{head}explode {step.explode[0]} -> {step.explode[1]}" if step.explode else f"{head}fanout x{step.n}")
+        elif isinstance(step, Explode):
+            lines.append(f"{head}explode {step.column} -> {step.into}")
         elif isinstance(step, Group):
             names = ", ".join(f"{k} -> {v}" for k, v in step.names.items())
             lines.append(f"{head}group" + (f"  {names}" if names else "  (list columns named with a trailing 's')"))
@@ -368,6 +377,8 @@ def _expr(step: Any) -> str:
         return f"evolve({step.task.name}, {step.n}, keep={step.keep!r})"
     if isinstance(step, Fanout):
         return f"fanout({' >> '.join(_expr(s) for s in step.body)}, {step.n})"
+    if isinstance(step, Explode):
+        return f"explode({step.column!r}, into={step.into!r})"
     if isinstance(step, Group):
         return "group(" + ", ".join(f"{k}={v!r}" for k, v in step.names.items()) + ")"
     if isinstance(step, Ensure):

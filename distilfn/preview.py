@@ -71,6 +71,11 @@ def _preview_row(flat: tuple[Any, ...], row: dict[str, Any]) -> list[str]:
                 row.update(step.step.fn(row))
             except Exception:
                 row.update({c: _placeholder(c) for c in step.outputs})
+        elif isinstance(step, FanStart) and step.explode is not None:
+            column, into = step.explode
+            items = row.get(column)
+            row[into] = items[0] if isinstance(items, list) and items else _placeholder(into)
+            blocks.append(f"--- explode {column}: the next steps run once per element (shown: the first) ---")
         elif isinstance(step, FanStart):
             blocks.append(f"--- fanout x{step.n}: the next step runs {step.n} times per row ---")
         elif isinstance(step, Folded):

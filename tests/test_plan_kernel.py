@@ -349,3 +349,18 @@ def test_run_stops_early_when_most_requests_fail():
     assert calls < 200  # stopped long before the 1000 rows
     out = echo_task("a", "q", "x").run(frame(60), model=out_of_quota, max_error_rate=None)
     assert out.height == 60 and out["x"].null_count() == 60
+
+
+@settings(max_examples=20, deadline=None)
+@given(lengths=st.lists(st.integers(0, 4), min_size=1, max_size=5))
+def test_explode_runs_a_task_per_list_element_and_group_folds_back(lengths):
+    from distilfn import explode
+
+    data = pl.DataFrame({"items": [[f"item {r}.{i}" for i in range(k)] for r, k in enumerate(lengths)]})
+    model = Counter()
+    plan = explode("items", into="item") >> echo_task("answer", "item", "answer") >> group()
+    out = plan.run(data, model=model)
+    assert out.columns == ["items", "answers", "meta.answer"]
+    assert len(model.chats) == sum(lengths)
+    for items, answers in zip(out["items"].to_list(), out["answers"].to_list(), strict=True):
+        assert answers == [f"answer: {item} ok" for item in items]

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 
 from distilfn import Parsed, fanout, group, task
+from distilfn.errors import AuthenticationError
 from distilfn.models import FunctionModel
 
 
@@ -114,10 +115,10 @@ def test_run_to_limit_and_failure_keep_what_finished(tmp_path):
     def dies_midway(chats):
         seen.extend(chats)
         if len(seen) > 30:
-            raise KeyboardInterrupt  # like Ctrl-C: the run stops
+            raise AuthenticationError("401: the key ran out midway")  # stops the whole run
         return ["1"] * len(chats)
 
-    with pytest.raises(BaseException):  # noqa: B017 - KeyboardInterrupt escapes as is
+    with pytest.raises(AuthenticationError):
         numbered().run_to(frame(100), out, model=FunctionModel(dies_midway, threaded=False), chunk_rows=5, max_concurrency=2, cache=False)
     from distilfn.io import read_finished
 

@@ -39,6 +39,7 @@ class FanNode:
     n: int
     inner: tuple[Any, ...]
     fold: Folded | None
+    explode: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ def nest(flat: Sequence[Any]) -> tuple[Any, ...]:
                         break
                     depth -= 1
             end = match if match is not None else len(flat)
-            out.append(FanNode(step.n, nest(flat[i + 1 : end]), flat[match] if match is not None else None))
+            out.append(FanNode(step.n, nest(flat[i + 1 : end]), flat[match] if match is not None else None, step.explode))
             i = end + 1
         else:
             out.append(step)
@@ -170,6 +171,14 @@ class Interpreter:
 
     async def fan(self, node: FanNode, unit: Unit) -> list[Unit]:
         inner = node.inner
+        if node.explode is not None:
+            column, into = node.explode
+            items = unit.row.get(column) or []
+            children = [Unit({**unit.row, into: item}, (*unit.path, i)) for i, item in enumerate(items)]
+            if not inner:
+                return children
+            results = await asyncio.gather(*(self.run_nodes(inner, child) for child in children))
+            return [u for units in results for u in units]
         head = inner[0] if inner and isinstance(inner[0], Labeled) and isinstance(inner[0].step, Task) else None
         if head is not None:
             updates = await self.call_task(head, unit, n=node.n)
