@@ -1,3 +1,32 @@
 """The task catalogue: one module per paper, prompts in ``templates/`` with citations."""
 
-__all__: list[str] = []
+from distilfn.tasks.elimination import eliminate_failed_evolutions, elimination_reason, equal_prompts_judge
+from distilfn.tasks.evol_complexity import evol_complexity, evol_complexity_generator
+from distilfn.tasks.evol_instruct import (
+    evol_instruct,
+    evol_instruct_generator,
+    evol_instruct_step,
+    fresh_start,
+    wizardlm_mutations,
+)
+from distilfn.tasks.evol_quality import evol_quality, evol_quality_step
+from distilfn.tasks.self_instruct import self_instruct
+from distilfn.tasks.text_generation import text_generation, ultrafeedback_principles
+
+__all__ = [
+    "eliminate_failed_evolutions",
+    "elimination_reason",
+    "equal_prompts_judge",
+    "evol_complexity",
+    "evol_complexity_generator",
+    "evol_instruct",
+    "evol_instruct_generator",
+    "evol_instruct_step",
+    "evol_quality",
+    "evol_quality_step",
+    "fresh_start",
+    "self_instruct",
+    "text_generation",
+    "ultrafeedback_principles",
+    "wizardlm_mutations",
+]

@@ -1,0 +1,109 @@
+"""Deita Evol Quality (arXiv 2312.15685): rewrite a response to be better along one axis.
+
+For each row one of five methods is drawn (helpfulness, relevance, depth, creativity,
+details), seeded by the task's ``seed`` and the row's instruction and response; the
+model rewrites ``response`` given ``instruction``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from distilfn._types import Chat, Row
+from distilfn.chat import chat
+from distilfn.plan import Plan
+from distilfn.task import Parsed, Task, task
+from distilfn.tasks._templates import template_source
+from distilfn.tasks.evol_instruct import choose_mutation, compile_mutations, evolution_plan, read_rewrite
+
+__all__ = ["DEITA_QUALITY_MUTATIONS", "deita_quality_mutations", "read_evolved_response", "evol_quality_step", "evol_quality"]
+
+DEITA_QUALITY_MUTATIONS = ("helpfulness", "relevance", "depth", "creativity", "details")
+"""The five response-quality methods of Deita's Evol Quality."""
+
+
+def deita_quality_mutations() -> dict[str, str]:
+    """The packaged Deita quality templates, name -> jinja2 text reading ``instruction`` and ``response``.
+
+    >>> list(deita_quality_mutations())
+    ['helpfulness', 'relevance', 'depth', 'creativity', 'details']
+    """
+    return {m: template_source(f"deita/quality_{m}.jinja2") for m in DEITA_QUALITY_MUTATIONS}
+
+
+def read_evolved_response(text: str) -> Parsed:
+    """Read a rewritten response: labels, preambles and wrapping quotes go; notes stay.
+
+    >>> read_evolved_response("#Rewritten Response#:\\nDrink water.\\n\\nNote: ask a doctor.").values
+    {'evolved_response': 'Drink water.\\n\\nNote: ask a doctor.'}
+    """
+    return read_rewrite(text, output="evolved_response", strip_notes=False)
+
+
+def evol_quality_step(
+    *,
+    mutations: Mapping[str, str] | None = None,
+    seed: int = 0,
+    name: str = "evol_quality",
+    params: Mapping[str, Any] | None = None,
+) -> Task:
+    """One Evol Quality round: (``instruction``, ``response``) -> ``evolved_response``.
+
+    >>> step = evol_quality_step()
+    >>> prompt = step.chat_for({"instruction": "Name a fruit.", "response": "Apple."})[0]["content"]
+    >>> "#Given Prompt#:\\nName a fruit." in prompt and "#Given Response#:\\nApple." in prompt
+    True
+    """
+    table = compile_mutations(
+        mutations if mutations is not None else deita_quality_mutations(),
+        required=["instruction", "response"],
+        where=f"task {name!r}",
+    )
+
+    def render(row: Row) -> Chat:
+        instruction, response = row["instruction"], row["response"]
+        _, template = choose_mutation(table, seed=seed, parts=[str(instruction), str(response)])
+        return chat(template.render(instruction=instruction, response=response).strip())
+
+    return task(
+        name=name,
+        inputs=["instruction", "response"],
+        outputs=["evolved_response"],
+        render=render,
+        parse=read_evolved_response,
+        params=params,
+        example={"instruction": "Give three tips for staying healthy.", "response": "Eat well, sleep, move."},
+        description="rewrite the response with a seeded Deita quality method",
+    )
+
+
+def evol_quality(
+    *,
+    n: int = 1,
+    store_evolutions: bool = False,
+    include_original_response: bool = False,
+    mutations: Mapping[str, str] | None = None,
+    seed: int = 0,
+    name: str = "evol_quality",
+) -> Plan:
+    """Deita Evol Quality: ``n`` rewrites of ``response`` given ``instruction``; a Plan.
+
+    Output ``evolved_response`` (last round) or, with ``store_evolutions``, the list
+    ``evolved_responses`` (original first when ``include_original_response``).
+
+    >>> print(evol_quality(n=2))
+    Plan
+      1. evolve x2 (last round)  evol_quality  [generator]  instruction, response -> evolved_response
+    """
+    step = evol_quality_step(mutations=mutations, seed=seed, name=name)
+    return evolution_plan(
+        step,
+        n=n,
+        store_evolutions=store_evolutions,
+        include_original=include_original_response,
+        answer=None,
+        source="response",
+        evolved="evolved_response",
+        name=name,
+    )
