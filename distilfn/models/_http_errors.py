@@ -1,0 +1,216 @@
+"""Turn HTTP failures into distilfn errors, and read how long a server asks us to wait.
+
+Every httpx exception (transport failures and non-2xx answers alike) is translated in
+one place, :func:`translate_httpx_error`; nothing else in the backend looks at httpx
+exception types or status codes to pick an error class.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+
+import httpx
+
+from distilfn.errors import (
+    AuthenticationError,
+    ModelError,
+    RateLimitError,
+    RequestRejectedError,
+    ServerError,
+    TransportError,
+)
+
+__all__ = ["translate_httpx_error", "is_retryable", "retry_after_seconds", "parse_duration", "server_message"]
+
+Scrub = Callable[[str], str]
+
+_RETRYABLE_STATUSES = frozenset({408, 409, 429})
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def translate_httpx_error(exc: httpx.HTTPError, *, url: str, scrub: Scrub = str) -> ModelError:
+    """The distilfn error for an httpx exception, with status and ``retry_after`` kept.
+
+    ``scrub`` removes secrets from any text that goes into the message. Transport errors
+    keep the httpx exception as ``__cause__`` (with credential headers removed from its
+    request); status errors do not, because the response may echo a credential.
+
+    >>> request = httpx.Request("POST", "http://h/v1/chat/completions")
+    >>> response = httpx.Response(429, headers={"retry-after": "2"}, request=request)
+    >>> error = translate_httpx_error(httpx.HTTPStatusError("", request=request, response=response), url="http://h/v1")
+    >>> type(error).__name__, error.status, error.retry_after
+    ('RateLimitError', 429, 2.0)
+    """
+    if isinstance(exc, httpx.HTTPStatusError):
+        response = exc.response
+        status = response.status_code
+        detail = scrub(server_message(response))
+        reason = response.reason_phrase or _reason(status)
+        message = f"{url} answered {status} {reason}: {detail}" if reason else f"{url} answered {status}: {detail}"
+        retry_after = retry_after_seconds(response.headers, rate_limited=status == 429)
+        cls: type[ModelError]
+        if status in (401, 403):
+            cls = AuthenticationError
+        elif status == 429:
+            cls = RateLimitError
+        elif status == 408:
+            cls = TransportError
+        elif status >= 500 or status == 409:
+            cls = ServerError
+        elif 400 <= status < 500:
+            cls = RequestRejectedError
+        else:
+            cls = ModelError
+        return cls(message, status=status, retry_after=retry_after)
+    _forget_credentials(exc)
+    name = type(exc).__name__
+    detail = scrub(str(exc)) or "no detail"
+    if isinstance(exc, httpx.TimeoutException):
+        error: ModelError = TransportError(f"request to {url} timed out ({name}: {detail})")
+    elif isinstance(exc, httpx.TransportError):
+        error = TransportError(f"could not get an answer from {url} ({name}: {detail})")
+    else:
+        error = ModelError(f"request to {url} failed ({name}: {detail})")
+    error.__cause__ = exc
+    return error
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether another attempt may succeed: transport errors, 408, 409, 429 and 5xx.
+
+    >>> is_retryable(ServerError("x", status=503)), is_retryable(RequestRejectedError("x", status=400))
+    (True, False)
+    """
+    if isinstance(error, AuthenticationError | RequestRejectedError):
+        return False
+    if isinstance(error, TransportError):
+        return True
+    status = getattr(error, "status", None)
+    return status is not None and (status in _RETRYABLE_STATUSES or status >= 500)
+
+
+def retry_after_seconds(
+    headers: Mapping[str, str], *, rate_limited: bool = True, now: float | None = None
+) -> float | None:
+    """Seconds the server asks us to wait, or None if it does not say.
+
+    Reads ``retry-after-ms``, then ``retry-after`` (seconds or an HTTP date), then, for a
+    429 (``rate_limited``), the ``x-ratelimit-reset-*`` of the exhausted budget (the one
+    whose ``x-ratelimit-remaining-*`` is 0, else the soonest).
+
+    >>> retry_after_seconds({"retry-after": "1.5"})
+    1.5
+    >>> retry_after_seconds({"x-ratelimit-reset-requests": "1m30s", "x-ratelimit-reset-tokens": "20ms"})
+    0.02
+    >>> retry_after_seconds({"x-ratelimit-reset-requests": "1m30s", "x-ratelimit-remaining-requests": "0",
+    ...                      "x-ratelimit-reset-tokens": "20ms", "x-ratelimit-remaining-tokens": "900"})
+    90.0
+    >>> retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=1445412470.0)
+    10.0
+    >>> retry_after_seconds({}) is None
+    True
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    value = lowered.get("retry-after-ms")
+    if value is not None:
+        seconds = _number(value)
+        if seconds is not None:
+            return seconds / 1000
+    value = lowered.get("retry-after")
+    if value is not None:
+        seconds = _number(value)
+        if seconds is not None:
+            return seconds
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            when = None
+        if when is not None:
+            try:
+                return max(0.0, when.timestamp() - (time.time() if now is None else now))
+            except (OverflowError, ValueError, OSError):
+                return None
+    if not rate_limited:
+        return None
+    resets = {
+        name[len("x-ratelimit-reset-") :]: parse_duration(v)
+        for name, v in lowered.items()
+        if name.startswith("x-ratelimit-reset-")
+    }
+    resets = {k: v for k, v in resets.items() if v is not None}
+    exhausted = [v for k, v in resets.items() if lowered.get(f"x-ratelimit-remaining-{k}", "").strip() == "0"]
+    if exhausted:
+        return max(exhausted)
+    return min(resets.values()) if resets else None
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in an OpenAI-style duration (``"6m0s"``, ``"20ms"``, ``"1.5"``); None if unreadable.
+
+    >>> parse_duration("6m0s"), parse_duration("20ms"), parse_duration("2"), parse_duration("soon")
+    (360.0, 0.02, 2.0, None)
+    """
+    text = text.strip()
+    number = _number(text)
+    if number is not None:
+        return number
+    parts = _DURATION.findall(text)
+    if not parts or "".join(a + b for a, b in parts) != text:
+        return None
+    return sum(float(amount) * _UNITS[unit] for amount, unit in parts)
+
+
+def server_message(response: httpx.Response) -> str:
+    """The error message in a server's answer (OpenAI, vLLM, llama.cpp, FastAPI shapes).
+
+    >>> server_message(httpx.Response(400, json={"error": {"message": "too long"}}))
+    'too long'
+    >>> server_message(httpx.Response(400, json={"object": "error", "message": "bad n"}))
+    'bad n'
+    """
+    text = response.text
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text.strip()[:500] or "(empty body)"
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:500]
+        for candidate in (error, body.get("message"), body.get("detail")):
+            if candidate:
+                return (candidate if isinstance(candidate, str) else json.dumps(candidate))[:500]
+    return text.strip()[:500]
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 <= value < math.inf else None
+
+
+def _forget_credentials(exc: httpx.HTTPError) -> None:
+    """Drop credential headers from the request an httpx exception carries."""
+    try:
+        request = exc.request
+    except RuntimeError:  # no request attached
+        return
+    for name in list(request.headers):
+        if name.lower() in ("authorization", "api-key", "x-api-key", "proxy-authorization"):
+            del request.headers[name]

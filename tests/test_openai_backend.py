@@ -1,0 +1,370 @@
+"""The OpenAI-compatible backend against the project's real fault-injecting server."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import math
+import socket
+import time
+import traceback
+
+import httpx
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from distilfn.errors import (
+    AuthenticationError,
+    RateLimitError,
+    RequestRejectedError,
+    ServerError,
+    TransportError,
+)
+from distilfn.fakeserver import FakeServer, FakeServerProcess, ReplyError, content_key, echo_reply
+from distilfn.models import Generation, Model
+from distilfn.models._http_errors import parse_duration, retry_after_seconds, translate_httpx_error
+from distilfn.models.openai import OpenAICompatible, openai_compatible
+
+SECRET = "sk-test-Zq8v3XkP0s9Lw2"
+
+
+def chat(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def chats(k: int, prefix: str = "question") -> list[list[dict[str, str]]]:
+    return [chat(f"{prefix} {i}") for i in range(k)]
+
+
+def run_each(model: OpenAICompatible, requests: list, **kwargs) -> list:
+    """Call agenerate once per chat, all at once, as the interpreter does; then close."""
+
+    async def go() -> list:
+        try:
+            answers = await asyncio.gather(*(model.agenerate([c], **kwargs) for c in requests))
+            return [a[0] for a in answers]
+        finally:
+            await model.aclose()
+
+    return asyncio.run(go())
+
+
+def generate(model: OpenAICompatible, requests: list, **kwargs) -> list:
+    """One agenerate call with every chat, then close."""
+
+    async def go() -> list:
+        try:
+            return await model.agenerate(requests, **kwargs)
+        finally:
+            await model.aclose()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def server():
+    with FakeServer() as srv:
+        yield srv
+
+
+def fast(url, **options) -> OpenAICompatible:
+    options = {"model": "requested-model", "backoff_base": 0.01, "backoff_max": 0.2, **options}
+    return openai_compatible(url, **options)
+
+
+def test_speaks_the_model_protocol(server):
+    model = fast(server.url)
+    assert isinstance(model, Model)
+    assert model.name == "requested-model" and model.supports_n and model.max_concurrency == 64
+
+
+def test_happy_path_texts_usage_and_served_model():
+    with FakeServer(served_model="served-7b") as srv:
+        answers = run_each(fast(srv.url), chats(5))
+    for i, answer in enumerate(answers):
+        prompt = chat(f"question {i}")
+        assert answer == Generation(
+            texts=(echo_reply(prompt, 0),),
+            model_name="served-7b",
+            input_tokens=math.ceil(len(prompt[0]["content"]) / 4),
+            output_tokens=math.ceil(len(echo_reply(prompt, 0)) / 4),
+        )
+
+
+def test_n_samples_come_from_one_request(server):
+    [answer] = generate(fast(server.url), [chat("Name a colour.")], n=3)
+    assert answer.texts == tuple(echo_reply(chat("Name a colour."), i) for i in range(3))
+    stats = server.stats()
+    assert stats["completions"] == 1 and stats["last_body"]["n"] == 3
+
+
+def test_without_n_support_sends_n_requests(server):
+    [answer] = generate(fast(server.url, supports_n=False), [chat("x")], n=3)
+    assert len(answer.texts) == 3
+    stats = server.stats()
+    assert stats["completions"] == 3 and "n" not in stats["last_body"]
+
+
+def test_server_that_ignores_n_is_topped_up():
+    with FakeServer(max_n=2) as srv:
+        [answer] = generate(fast(srv.url), [chat("x")], n=5)
+        assert len(answer.texts) == 5
+        assert srv.stats()["completions"] == 3  # 2 + 2 + 1
+
+
+def test_params_pass_through_and_none_is_dropped(server):
+    model = fast(server.url, extra_body={"top_k": 20})
+    generate(model, [chat("x")], temperature=0.7, top_p=None, max_tokens=16, stop=["\n"], seed=3)
+    body = server.stats()["last_body"]
+    assert body == {
+        "model": "requested-model",
+        "messages": chat("x"),
+        "top_k": 20,
+        "temperature": 0.7,
+        "max_tokens": 16,
+        "stop": ["\n"],
+        "seed": 3,
+    }
+
+
+def test_every_request_completes_through_500s_and_429s():
+    max_retries = 6
+    with FakeServer(error_rate=0.2, retry_after=0.01, seed=7) as srv:
+        answers = run_each(fast(srv.url, max_retries=max_retries), chats(150))
+        stats = srv.stats()
+    assert all(isinstance(a, Generation) for a in answers)
+    assert {"429", "500"} <= set(stats["statuses"])  # both faults were met
+    assert max(stats["requests_per_key"].values()) <= 1 + max_retries
+    assert stats["completions"] <= 150 * (1 + max_retries)
+    assert len(stats["ok_per_key"]) == 150 and set(stats["ok_per_key"].values()) == {1}
+
+
+def test_dropped_connections_are_retried():
+    with FakeServer(drop_rate=0.2, seed=3) as srv:
+        answers = run_each(fast(srv.url), chats(100))
+        stats = srv.stats()
+    assert all(isinstance(a, Generation) for a in answers)
+    assert stats["dropped"] > 0
+    assert set(stats["ok_per_key"].values()) == {1} and len(stats["ok_per_key"]) == 100
+
+
+def test_a_request_that_keeps_failing_ends_as_server_error():
+    with FakeServer(status=503) as srv:
+        [answer] = generate(fast(srv.url, max_retries=2), [chat("x")])
+        assert srv.stats()["requests"] == 3
+    assert isinstance(answer, ServerError) and answer.status == 503
+    assert "gave up after 3 attempts" in str(answer)
+
+
+def test_timeout_is_a_transport_error():
+    with FakeServer(latency=1.0) as srv:
+        [answer] = generate(fast(srv.url, timeout=0.1, max_retries=1), [chat("x")])
+    assert isinstance(answer, TransportError) and "timed out" in str(answer)
+
+
+def test_401_stops_at_the_first_request_and_never_shows_the_key():
+    async def two_calls(model: OpenAICompatible, srv: FakeServer) -> AuthenticationError:
+        try:
+            with pytest.raises(AuthenticationError) as caught:
+                await model.agenerate([chat("x")])
+            assert srv.stats()["requests"] == 1
+            with pytest.raises(AuthenticationError):  # later calls fail without a request
+                await model.agenerate([chat("y"), chat("z")])
+            assert srv.stats()["requests"] == 1
+            return caught.value
+        finally:
+            await model.aclose()
+
+    with FakeServer(api_key="the-right-key") as srv:
+        model = fast(srv.url, api_key=SECRET)
+        error = asyncio.run(two_calls(model, srv))
+    assert error.status == 401 and "401" in str(error)
+    shown = [str(error), repr(error), "".join(traceback.format_exception(error)), repr(model), model.identity]
+    shown += [repr(vars(model))]
+    assert not any(SECRET in text for text in shown)
+
+
+def test_the_key_comes_from_the_environment_and_stays_out_of_logs(monkeypatch, caplog):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    caplog.set_level(logging.DEBUG)
+    with FakeServer(api_key=SECRET, error_rate=0.3, seed=1) as srv:
+        answers = run_each(fast(srv.url), chats(20))
+    assert all(isinstance(a, Generation) for a in answers)
+    assert "retrying" in caplog.text
+    assert SECRET not in caplog.text
+
+
+def test_400_fails_only_that_request_with_the_server_message():
+    def reply(messages, index):
+        if messages[-1]["content"] == "question 3":
+            raise ReplyError(400, "This model's maximum context length is 4096 tokens.")
+        return "fine"
+
+    with FakeServer(reply=reply) as srv:
+        answers = run_each(fast(srv.url), chats(6))
+        stats = srv.stats()
+    rejected = answers.pop(3)
+    assert isinstance(rejected, RequestRejectedError) and rejected.status == 400
+    assert "maximum context length is 4096 tokens" in str(rejected)
+    assert all(isinstance(a, Generation) and a.texts == ("fine",) for a in answers)
+    assert stats["requests_per_key"][content_key(chat("question 3"))] == 1  # not retried
+
+
+def dead_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_two_endpoints_one_dead(server):
+    model = fast([dead_url(), server.url], max_retries=3)
+    answers = run_each(model, chats(60))
+    assert all(isinstance(a, Generation) for a in answers)
+    assert server.stats()["ok"] == 60
+
+
+def test_all_endpoints_dead_ends_in_transport_errors():
+    start = time.monotonic()
+    answers = run_each(fast([dead_url(), dead_url()], max_retries=2), chats(10))
+    assert all(isinstance(a, TransportError) for a in answers)
+    assert all("gave up after 3 attempts" in str(a) or "came back up in time" in str(a) for a in answers)
+    assert time.monotonic() - start < 10
+
+
+def test_requests_are_spread_over_healthy_endpoints():
+    with FakeServer(latency=0.02) as a, FakeServer(latency=0.02) as b:
+        run_each(fast([a.url, b.url], max_concurrency=8), chats(80))
+        served = a.stats()["ok"], b.stats()["ok"]
+    assert sum(served) == 80 and min(served) >= 25
+
+
+def test_max_concurrency_is_kept_full():
+    # The server runs in its own process so that it does not take the client's CPU. Each
+    # round trip costs the client ~1 ms of CPU (httpx), so 32 answers landing together
+    # cost ~30 ms on a loaded 2-core machine: a 0.2 s latency keeps that under 15%.
+    with FakeServerProcess(latency=0.2) as srv:
+        answers = run_each(fast(srv.url, max_concurrency=32), chats(320))
+        stats = srv.stats()
+    assert all(isinstance(a, Generation) for a in answers)
+    assert stats["max_in_flight"] == 32
+    assert stats["mean_in_flight"] >= 24, stats["mean_in_flight"]
+
+
+def test_429_pauses_the_whole_backend():
+    arrivals: list[float] = []
+
+    def reply(messages, index):
+        arrivals.append(time.monotonic())
+        if len(arrivals) == 1:
+            raise ReplyError(429, "slow down", retry_after=0.3)
+        return "ok"
+
+    with FakeServer(reply=reply) as srv:
+        answers = run_each(fast(srv.url, max_concurrency=2), chats(10))
+    assert all(isinstance(a, Generation) for a in answers)
+    # The request in flight beside the throttled one may land (and, if its answer is read
+    # before the 429, one more); without a shared pause all 9 others would land at once.
+    later = [t - arrivals[0] for t in arrivals[1:]]
+    assert sum(gap < 0.29 for gap in later) <= 2, later
+
+
+def arrival_span(**options) -> float:
+    """Seconds between the first and last of 40 requests reaching the server."""
+    arrivals: list[float] = []
+
+    def reply(messages, index):
+        arrivals.append(time.monotonic())
+        return "ok"
+
+    with FakeServer(reply=reply) as srv:
+        answers = run_each(fast(srv.url, **options), chats(40), max_tokens=47)
+    assert all(isinstance(a, Generation) for a in answers)
+    return arrivals[-1] - arrivals[0]
+
+
+def test_requests_per_minute_budget():
+    assert arrival_span(requests_per_minute=1200) >= 0.7  # 20/s after a burst of 20: 1 s
+
+
+def test_tokens_per_minute_budget():
+    # 40 x (12 chars / 4 + 47) = 2000 tokens at 1000/s after a burst of 1000: 1 s
+    assert arrival_span(tokens_per_minute=60_000) >= 0.7
+
+
+class Verdict(msgspec.Struct):
+    rating: int
+    rationale: str
+
+
+def test_schema_is_sent_as_response_format(server):
+    generate(fast(server.url), [chat("rate it")], schema=Verdict)
+    sent = server.stats()["last_body"]["response_format"]
+    assert sent["type"] == "json_schema"
+    assert sent["json_schema"]["name"] == "Verdict" and sent["json_schema"]["strict"] is True
+    schema = sent["json_schema"]["schema"]
+    assert schema["type"] == "object" and set(schema["required"]) == {"rating", "rationale"}
+
+
+@pytest.mark.parametrize(("mode", "field"), [("guided_json", "guided_json"), ("grammar", "json_schema")])
+def test_schema_for_vllm_and_llama_cpp(server, mode, field):
+    generate(fast(server.url, structured_output=mode), [chat("rate it")], schema=Verdict)
+    body = server.stats()["last_body"]
+    assert body[field]["properties"]["rating"] == {"type": "integer"}
+    assert "response_format" not in body
+
+
+def test_no_schema_sent_when_structured_output_is_off(server):
+    generate(fast(server.url, structured_output=None), [chat("x")], schema=Verdict)
+    assert set(server.stats()["last_body"]) == {"model", "messages"}
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # pools of closed loops go to the GC
+def test_survives_several_event_loops(server):
+    model = fast(server.url)
+    for i in range(3):  # plan.run may call asyncio.run more than once, without aclose
+        [answer] = asyncio.run(model.agenerate([chat(f"loop {i}")]))
+        assert isinstance(answer, Generation)
+    [answer] = generate(model, [chat("last loop")])
+    assert isinstance(answer, Generation)
+    gc.collect()
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match="base_url"):
+        openai_compatible("127.0.0.1:8000", model="m")
+    with pytest.raises(ValueError, match="structured_output"):
+        openai_compatible("http://h/v1", model="m", structured_output="xml")
+
+
+HEADER_NAMES = ["retry-after", "retry-after-ms", "x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"]
+HEADER_VALUES = st.text() | st.sampled_from(["0", "1.5", "-3", "inf", "nan", "6m0s", "Wed, 21 Oct 2015 07:28:00 GMT"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(HEADER_NAMES), HEADER_VALUES))
+def test_retry_after_never_raises_and_is_finite(headers):
+    seconds = retry_after_seconds(headers)
+    assert seconds is None or 0 <= seconds < math.inf
+
+
+def test_rate_limit_reset_counts_only_for_429():
+    request = httpx.Request("POST", "http://h/v1/chat/completions")
+    headers = {"x-ratelimit-reset-tokens": "6m0s", "x-ratelimit-remaining-tokens": "0"}
+
+    def error(status: int):
+        response = httpx.Response(status, headers=headers, json={"error": {"message": "m"}}, request=request)
+        return translate_httpx_error(httpx.HTTPStatusError("", request=request, response=response), url="http://h/v1")
+
+    assert isinstance(error(429), RateLimitError) and error(429).retry_after == 360.0
+    assert isinstance(error(500), ServerError) and error(500).retry_after is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 59), st.integers(0, 59), st.integers(0, 999))
+def test_durations_round_trip(minutes, seconds, millis):
+    assert parse_duration(f"{minutes}m{seconds}s") == minutes * 60 + seconds
+    assert parse_duration(f"{millis}ms") == pytest.approx(millis / 1000)
