@@ -10,7 +10,9 @@ The tree::
     │   ├── RateLimitError        429 after every retry
     │   ├── ServerError           5xx after every retry
     │   ├── RequestRejectedError  4xx that no retry can fix (bad request, context too long)
-    │   └── AuthenticationError   401/403: stops the whole run at the first request
+    │   └── FatalModelError       no request can succeed: stops the whole run at once
+    │       ├── AuthenticationError   401/403
+    │       └── ModelUnavailableError the model cannot be started (e.g. the local engine)
     ├── ParseError                model text could not be read into the task's columns
     └── RunAbortedError           the run stopped early (auth failure, error-rate threshold)
 
@@ -28,7 +30,9 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "RequestRejectedError",
+    "FatalModelError",
     "AuthenticationError",
+    "ModelUnavailableError",
     "ParseError",
     "RunAbortedError",
 ]
@@ -78,8 +82,16 @@ class RequestRejectedError(ModelError):
     """The server rejected the request in a way no retry can fix (400, 404, 413, 422)."""
 
 
-class AuthenticationError(ModelError):
+class FatalModelError(ModelError):
+    """No request to this model can succeed; the interpreter stops the whole run."""
+
+
+class AuthenticationError(FatalModelError):
     """The server refused the credentials (401/403); the whole run stops."""
+
+
+class ModelUnavailableError(FatalModelError, RuntimeError):
+    """The model cannot be started or reached at all (e.g. the local engine failed to load)."""
 
 
 class ParseError(DistilfnError):

@@ -1,6 +1,43 @@
-"""Model backends: plain functions, OpenAI-compatible servers, the embedded local model."""
+"""Model backends: plain functions, OpenAI-compatible servers, the embedded local model.
+
+``openai_compatible`` is imported on first use, so that importing distilfn does not
+load httpx; ``local`` is cheap to import (the engine is looked for on first use).
+"""
+
+from typing import Any
 
 from distilfn.models._base import Generation, Model, is_model
+from distilfn.models.binding import as_model, bind_models
 from distilfn.models.function import FunctionModel
+from distilfn.models.local import LocalModel, LocalModelError, local  # a function named like its module: bind it eagerly
 
-__all__ = ["Generation", "Model", "is_model", "FunctionModel"]
+__all__ = [
+    "FunctionModel",
+    "Generation",
+    "LocalModel",
+    "LocalModelError",
+    "Model",
+    "OpenAICompatible",
+    "as_model",
+    "bind_models",
+    "default_model",
+    "is_model",
+    "local",
+    "openai_compatible",
+]
+
+_LAZY = {
+    "OpenAICompatible": "distilfn.models.openai",
+    "openai_compatible": "distilfn.models.openai",
+    "default_model": "distilfn.models.default",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'distilfn.models' has no attribute {name!r}"
+        raise AttributeError(msg)
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

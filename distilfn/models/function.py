@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from distilfn._types import Chat
-from distilfn.errors import AuthenticationError, ModelError
+from distilfn.errors import FatalModelError, ModelError
 from distilfn.models._base import Generation
 
 __all__ = ["FunctionModel"]
@@ -119,7 +119,7 @@ class FunctionModel:
         params = items[0][1]
         try:
             answers = await self._call(chats, params)
-        except AuthenticationError as exc:
+        except FatalModelError as exc:
             for _, _, future in items:
                 if not future.done():
                     future.set_exception(exc)

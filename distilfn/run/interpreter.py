@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from distilfn.errors import AuthenticationError, RunAbortedError
+from distilfn.errors import FatalModelError, RunAbortedError
 from distilfn.models._base import Generation
 from distilfn.ops import Evolve, FilterRows, MapRows, Rename, Select, plural
 from distilfn.plan import META_PREFIX, FanStart, Folded, Labeled, Resolved
@@ -130,7 +130,8 @@ class Interpreter:
         """Run ``(index, row)`` pairs; call ``on_done(index, output_rows)`` as each finishes.
 
         At most ``window`` source rows are in progress at once (memory stays bounded);
-        the first AuthenticationError cancels everything and propagates.
+        the first FatalModelError (authentication, model unavailable) cancels everything
+        and propagates.
         """
         self._slots = asyncio.Semaphore(self.max_concurrency)
         window = window or max(256, 4 * self.max_concurrency)
@@ -296,13 +297,13 @@ class Interpreter:
             stats.requests += 1
             try:
                 (result,) = await model.agenerate([chat], n=n, schema=schema, **params)
-            except AuthenticationError:
+            except FatalModelError:
                 raise
             except Exception as exc:  # a model that raises instead of returning errors
                 result = exc
             finally:
                 self.stats.in_flight -= 1
-        if isinstance(result, AuthenticationError):
+        if isinstance(result, FatalModelError):
             raise result
         if isinstance(result, BaseException):
             error = str(result) or type(result).__name__

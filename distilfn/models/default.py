@@ -1,0 +1,138 @@
+"""Which model a run uses when none is passed: environment first, else the local model.
+
+Resolution order:
+
+1. ``DISTILFN_MODEL``: ``local`` means :func:`~distilfn.models.local.local`; an
+   ``http(s)://`` URL means an OpenAI-compatible server there (the ``/v1`` root), using
+   the model named by ``DISTILFN_MODEL_NAME`` or else the first one the server lists at
+   ``GET {URL}/models``; its API key comes from ``DISTILFN_API_KEY``, else
+   ``OPENAI_API_KEY``.
+2. ``OPENAI_BASE_URL``: an OpenAI-compatible server there, model from
+   ``DISTILFN_MODEL_NAME``, ``OPENAI_MODEL`` or the first listed; key ``OPENAI_API_KEY``.
+3. Otherwise the embedded local model (one shared instance per process, so the engine
+   loads once however many runs there are).
+
+The choice is printed once to stderr, without any key.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from distilfn.errors import AuthenticationError, ModelError, TransportError
+from distilfn.models.local import LocalModel, local
+
+__all__ = ["default_model", "served_models"]
+
+_LOCAL_NOTICE = (
+    "distilfn: using the embedded local model SmolLM2-135M-Instruct "
+    "(set DISTILFN_MODEL or pass model= to change)"
+)
+_lock = threading.Lock()
+_shared_local: LocalModel | None = None
+_printed: set[str] = set()
+
+
+def default_model(*, environ: Mapping[str, str] | None = None, stream: TextIO | None = None) -> Any:
+    """The model to use when the caller passed none (see the module docstring).
+
+    ``environ`` defaults to ``os.environ``; ``stream`` (default stderr) gets the notice.
+
+    >>> import io
+    >>> default_model(environ={}, stream=io.StringIO()).name
+    'smollm2-135m-instruct'
+    """
+    env = os.environ if environ is None else environ
+    choice = (env.get("DISTILFN_MODEL") or "").strip()
+    name = env.get("DISTILFN_MODEL_NAME") or None
+    if choice:
+        if choice.lower() == "local":
+            return _local(stream)
+        if choice.lower().startswith(("http://", "https://")):
+            key = env.get("DISTILFN_API_KEY") or env.get("OPENAI_API_KEY") or ""
+            return _remote(choice, name, key, "DISTILFN_MODEL", stream)
+        msg = f"DISTILFN_MODEL must be 'local' or the http(s) URL of an OpenAI-compatible server; got {choice!r}"
+        raise ValueError(msg)
+    base_url = (env.get("OPENAI_BASE_URL") or "").strip()
+    if base_url:
+        name = name or env.get("OPENAI_MODEL") or None
+        return _remote(base_url, name, env.get("OPENAI_API_KEY") or "", "OPENAI_BASE_URL", stream)
+    return _local(stream)
+
+
+def served_models(base_url: str, *, api_key: str | None = None, timeout: float = 10.0) -> list[str]:
+    """The model ids an OpenAI-compatible server lists at ``GET {base_url}/models``."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    shown = _redact(base_url)
+    try:
+        response = httpx.get(f"{base_url.rstrip('/')}/models", headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        msg = f"could not list the models of {shown}: {type(exc).__name__}; set DISTILFN_MODEL_NAME to skip this lookup"
+        raise TransportError(msg) from None
+    if response.status_code in (401, 403):
+        msg = f"{shown} refused the API key when listing its models (HTTP {response.status_code})"
+        raise AuthenticationError(msg, status=response.status_code)
+    try:
+        response.raise_for_status()
+        ids = [str(entry["id"]) for entry in response.json()["data"]]
+    except (httpx.HTTPStatusError, ValueError, KeyError, TypeError) as exc:
+        msg = (
+            f"could not read the models of {shown} (HTTP {response.status_code}, {type(exc).__name__}); "
+            "set DISTILFN_MODEL_NAME to name the model"
+        )
+        raise ModelError(msg, status=response.status_code) from None
+    return ids
+
+
+def _local(stream: TextIO | None) -> LocalModel:
+    global _shared_local
+    with _lock:
+        if _shared_local is None:
+            _shared_local = local()
+        model = _shared_local
+    _notice(_LOCAL_NOTICE, stream)
+    return model
+
+
+def _remote(url: str, name: str | None, api_key: str, source: str, stream: TextIO | None) -> Any:
+    """An OpenAI-compatible model; ``api_key`` "" sends none (and stops the backend from
+    falling back to ``os.environ``, which may differ from the ``environ`` given)."""
+    from distilfn.models.openai import openai_compatible
+
+    if name is None:
+        ids = served_models(url, api_key=api_key or None)
+        if not ids:
+            msg = f"{_redact(url)} (from {source}) serves no model; set DISTILFN_MODEL_NAME"
+            raise ModelError(msg)
+        name = ids[0]
+    model = openai_compatible(url, model=name, api_key=api_key)
+    _notice(f"distilfn: using model {name!r} at {_redact(url)} (from {source})", stream)
+    return model
+
+
+def _notice(message: str, stream: TextIO | None) -> None:
+    with _lock:
+        if message in _printed:
+            return
+        _printed.add(message)
+    print(message, file=stream or sys.stderr, flush=True)
+
+
+def _redact(url: str) -> str:
+    """The URL without user info, query or fragment (they may hold secrets).
+
+    >>> _redact("https://user:secret@host:8000/v1?key=abc")
+    'https://host:8000/v1'
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
