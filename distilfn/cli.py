@@ -109,7 +109,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     plan = demo_plan()
-    console.print(str(plan))
+    console.print(str(plan), markup=False, highlight=False)
     data = pl.DataFrame({"instruction": DEMO_INSTRUCTIONS[: args.rows]})
     model = model_from_option(args.model, args.model_name)
     stats = RunStats()

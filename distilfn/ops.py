@@ -92,10 +92,12 @@ class Evolve(_Step, frozen=True, kw_only=True, tag="evolve"):
 
 
 class Ensure(_Step, frozen=True, kw_only=True, tag="ensure"):
-    """Run ``provider`` only when one of ``columns`` is missing when the plan is resolved."""
+    """Run ``provider`` when one of ``columns`` is missing when the plan is resolved,
+    else ``otherwise`` (nothing by default)."""
 
     columns: tuple[str, ...]
     provider: tuple[Any, ...]
+    otherwise: tuple[Any, ...] = ()
 
 
 class Prefer(_Step, frozen=True, kw_only=True, tag="prefer"):
@@ -252,14 +254,16 @@ def evolve(
     return _plan(step)
 
 
-def ensure(columns: str | Iterable[str], provider: Any) -> Any:
-    """Run ``provider`` only if one of ``columns`` is missing when the plan is resolved.
+def ensure(columns: str | Iterable[str], provider: Any, *, otherwise: Any = None) -> Any:
+    """Run ``provider`` only if one of ``columns`` is missing when the plan is resolved;
+    run ``otherwise`` (a task or plan, optional) when they are all there.
 
     ``ensure("generations", fanout(text_generation(), 4) >> group())`` makes a judge
     complete on frames that have no answers yet, and free on frames that do.
     """
     cols = (columns,) if isinstance(columns, str) else tuple(columns)
-    return _plan(Ensure(columns=cols, provider=_steps_of(provider, where="ensure()")))
+    alternative = _steps_of(otherwise, where="ensure(otherwise=)") if otherwise is not None else ()
+    return _plan(Ensure(columns=cols, provider=_steps_of(provider, where="ensure()"), otherwise=alternative))
 
 
 def prefer(task: Task, **alternatives: str | Iterable[str]) -> Any:

@@ -250,9 +250,9 @@ def _expand(steps: Iterable[Any], ctx: _Ctx, flat: list[Any]) -> None:
             ctx.index -= 1
             _expand([step.task.map_inputs(**chosen)], ctx, flat)
         elif isinstance(step, Ensure):
-            if any(c not in ctx.columns for c in step.columns):
-                ctx.index -= 1
-                _expand(step.provider, ctx, flat)
+            ctx.index -= 1
+            missing = any(c not in ctx.columns for c in step.columns)
+            _expand(step.provider if missing else step.otherwise, ctx, flat)
         elif isinstance(step, Explode):
             ctx.need("explode", [step.column])
             ctx.fans.append((list(ctx.columns), list(ctx.meta), step.into))
@@ -353,6 +353,9 @@ def _outline(steps: Iterable[Any], indent: int) -> list[str]:
         elif isinstance(step, Ensure):
             lines.append(f"{head}if {', '.join(step.columns)} missing:")
             lines += _outline(step.provider, indent + 2)
+            if step.otherwise:
+                lines.append(f"{pad}   otherwise:")
+                lines += _outline(step.otherwise, indent + 2)
         elif isinstance(step, Prefer):
             t = step.task
             ins = ", ".join(
@@ -382,7 +385,8 @@ def _expr(step: Any) -> str:
     if isinstance(step, Group):
         return "group(" + ", ".join(f"{k}={v!r}" for k, v in step.names.items()) + ")"
     if isinstance(step, Ensure):
-        return f"ensure({list(step.columns)!r}, {' >> '.join(_expr(s) for s in step.provider)})"
+        otherwise = f", otherwise={' >> '.join(_expr(s) for s in step.otherwise)}" if step.otherwise else ""
+        return f"ensure({list(step.columns)!r}, {' >> '.join(_expr(s) for s in step.provider)}{otherwise})"
     if isinstance(step, Prefer):
         alts = ", ".join(f"{k}={v!r}" for k, v in step.alternatives.items())
         return f"prefer({step.task.name}, {alts})"

@@ -364,3 +364,18 @@ def test_explode_runs_a_task_per_list_element_and_group_folds_back(lengths):
     assert len(model.chats) == sum(lengths)
     for items, answers in zip(out["items"].to_list(), out["answers"].to_list(), strict=True):
         assert answers == [f"answer: {item} ok" for item in items]
+
+
+def test_ensure_runs_the_provider_only_when_a_column_is_missing():
+    from distilfn import ensure
+
+    make = echo_task("make", "q", "a")
+    judge_fresh = echo_task("judge_fresh", "a", "s")
+    judge_given = echo_task("judge_given", "a", "s")
+    plan = ensure("a", make >> judge_fresh, otherwise=judge_given)
+    fresh = plan.run(frame(2), model=Counter())
+    assert "meta.make" in fresh.columns and "meta.judge_fresh" in fresh.columns
+    given_frame = frame(2).with_columns(a=pl.lit("given"))
+    given = plan.run(given_frame, model=Counter())
+    assert "meta.make" not in given.columns and given["s"].to_list() == ["judge_given: given ok"] * 2
+    assert "otherwise:" in str(plan)
