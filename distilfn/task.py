@@ -6,7 +6,6 @@ calls a model, reads a file, looks at the clock or draws an unseeded random numb
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -17,7 +16,6 @@ from distilfn.chat import check_chat, format_chat
 
 __all__ = ["Task", "Parsed", "task", "preview"]
 
-_CODE_FENCE = re.compile(r"^\s*```(?:json)?\s*\n?(.*?)\n?```\s*$", re.DOTALL)
 
 
 class Parsed(msgspec.Struct, frozen=True, kw_only=True):
@@ -150,10 +148,9 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         return Parsed(values=values, error=error)
 
     def _read_structured(self, text: str) -> Parsed | None:
-        match = _CODE_FENCE.match(text)
         try:
-            value = msgspec.json.decode(match.group(1) if match else text, type=self.schema)
-        except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
+            value = msgspec.json.decode(_strip_code_fence(text), type=self.schema)
+        except (msgspec.DecodeError, msgspec.ValidationError, TypeError, RecursionError):
             return None
         try:
             row = self.from_schema(value) if self.from_schema else msgspec.structs.asdict(value)
@@ -204,6 +201,20 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         from distilfn.plan import then
 
         return then(other, self)
+
+
+def _strip_code_fence(text: str) -> str:
+    r"""The body of a ```json fenced block, else the text (a plain string check: no regex
+    backtracking on pathological answers).
+
+    >>> _strip_code_fence('```json\n{"a": 1}\n```')
+    '{"a": 1}'
+    """
+    stripped = text.strip()
+    if len(stripped) >= 6 and stripped.startswith("```") and stripped.endswith("```"):
+        head, _, rest = stripped[3:-3].partition("\n")
+        return rest.strip() if head.strip().lower() in ("", "json") else stripped[3:-3]
+    return text
 
 
 def _check_known(t: Task, columns: Mapping[str, str], known: Iterable[str], kind: str) -> None:

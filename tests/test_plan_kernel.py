@@ -379,3 +379,16 @@ def test_ensure_runs_the_provider_only_when_a_column_is_missing():
     given = plan.run(given_frame, model=Counter())
     assert "meta.make" not in given.columns and given["s"].to_list() == ["judge_given: given ok"] * 2
     assert "otherwise:" in str(plan)
+
+
+def test_structured_read_survives_pathological_text():
+    import time
+
+    class Answer(msgspec.Struct):
+        score: int
+
+    t = task(name="t", inputs=[], outputs=["score"], render=lambda r: [], parse=lambda s: {"score": None}, schema=Answer)
+    start = time.process_time()
+    for text in ["[" * 100_000, "```json" + "\n" * 20_000, "```" + "`" * 10_000]:
+        assert t.read(text).values == {"score": None}
+    assert time.process_time() - start < 2.0
