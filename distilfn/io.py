@@ -393,6 +393,7 @@ class ChunkedWriter:
         self.rows_written = 0
         """Rows durably written by this writer (not counting :attr:`finished`)."""
         self._buffer: list[pl.DataFrame] = []
+        self._rows: list[Mapping[str, Any]] = []
         self._buffered = 0
         self._last_flush = time.monotonic()
         self._closed = False
@@ -449,15 +450,20 @@ class ChunkedWriter:
         if self._closed:
             msg = f"cannot write to {str(self.path)!r}: the writer is closed"
             raise RuntimeError(msg)
-        if not isinstance(rows, pl.DataFrame):
-            rows = list(rows)
-            if not rows:
+        if isinstance(rows, pl.DataFrame):
+            if rows.height == 0:
                 return
-        frame = rows if isinstance(rows, pl.DataFrame) else pl.from_dicts(rows, infer_schema_length=None)
-        if frame.height == 0:
-            return
-        self._buffer.append(frame)
-        self._buffered += frame.height
+            self._rows_to_frame()
+            self._buffer.append(rows)
+            self._buffered += rows.height
+        else:
+            # row dicts are kept as they are and turned into one frame per chunk: a frame
+            # per call would cost ~50 KB for a single row
+            before = len(self._rows)
+            self._rows.extend(rows)
+            if len(self._rows) == before:
+                return
+            self._buffered += len(self._rows) - before
         overdue = self.max_delay is not None and time.monotonic() - self._last_flush >= self.max_delay
         if self._buffered >= self.chunk_rows or overdue:
             self._flush(partial=overdue)
@@ -467,7 +473,13 @@ class ChunkedWriter:
         with self._lock:
             self._flush(partial=partial)
 
+    def _rows_to_frame(self) -> None:
+        if self._rows:
+            self._buffer.append(pl.from_dicts(self._rows, infer_schema_length=None))
+            self._rows = []
+
     def _flush(self, *, partial: bool) -> None:
+        self._rows_to_frame()
         if not self._buffer:
             return
         frame = _concat(self._buffer)

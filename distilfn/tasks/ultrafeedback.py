@@ -83,6 +83,20 @@ class TypedUltraFeedbackAnswer(msgspec.Struct, frozen=True, kw_only=True):
     assessments: list[TypedTextRating]
 
 
+RATIONALE_MAX_CHARS = 600
+"""Longest rationale the structured-output schema allows (about 150 tokens)."""
+
+
+def answer_token_budget(typed: bool, n: int) -> int:
+    """``max_tokens`` that always fits a schema-constrained answer for ``n`` texts.
+
+    >>> answer_token_budget(False, 4)
+    764
+    """
+    per_text = (2 if typed else 1) * (RATIONALE_MAX_CHARS // 4 + 25)
+    return 64 + n * per_text
+
+
 @lru_cache(maxsize=64)
 def answer_schema(typed: bool, scale: tuple[int, int], n: int | None) -> type:
     """The structured-output schema sent to the model: ratings on ``scale``, exactly ``n`` texts.
@@ -95,9 +109,12 @@ def answer_schema(typed: bool, scale: tuple[int, int], n: int | None) -> type:
     2
     """
     rating = Annotated[int, msgspec.Meta(ge=scale[0], le=scale[1])]
-    fields: list[tuple[str, Any]] = [("rating", rating), ("rationale", str)]
+    # "Rationale for the rating in short sentences" (the paper): bounded, so that a small
+    # model that loops inside a string still closes its JSON within the token budget
+    short = Annotated[str, msgspec.Meta(max_length=RATIONALE_MAX_CHARS)]
+    fields: list[tuple[str, Any]] = [("rating", rating), ("rationale", short)]
     if typed:
-        fields = [("types", list[Annotated[int, msgspec.Meta(ge=1, le=3)]]), ("types_rationale", str), *fields]
+        fields = [("types", list[Annotated[int, msgspec.Meta(ge=1, le=3)]]), ("types_rationale", short), *fields]
     item = msgspec.defstruct(
         "TypedTextRating" if typed else "TextRating", fields, frozen=True, kw_only=True, module=__name__
     )
@@ -263,6 +280,7 @@ def ultrafeedback_judge(
         render=partial(_render, template=template, extra=extra),
         parse=partial(_parse, typed=typed, scale=scale, n=num_generations, schema=lenient),
         role="judge",
+        params={} if num_generations is None else {"max_tokens": answer_token_budget(typed, num_generations)},
         schema=answer_schema(typed, scale, num_generations),
         from_schema=partial(_from_schema, typed=typed, scale=scale, n=num_generations),
         example=_EXAMPLE,
