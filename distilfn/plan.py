@@ -225,9 +225,7 @@ def resolve(plan: Plan, columns: Iterable[str]) -> Resolved:
     ctx = _Ctx(columns)
     input_columns = tuple(ctx.columns)
     flat: list[Any] = []
-    _expand(plan.steps, ctx, flat)
-    if ctx.fans:  # fanouts never grouped: their rows stay separate, which is fine
-        ctx.fans.clear()
+    _expand(plan.steps, ctx, flat)  # a fanout never grouped keeps its rows separate
     return Resolved(input_columns=input_columns, flat=tuple(flat), columns=tuple(ctx.columns), meta_columns=tuple(ctx.meta))
 
 

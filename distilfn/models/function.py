@@ -59,7 +59,7 @@ class FunctionModel:
             getattr(fn, "__call__", None)
         )
         self._accepts = _accepted_params(fn)
-        self._pending: dict[str, list[tuple[Chat, dict[str, Any], asyncio.Future]]] = {}
+        self._pending: dict[Any, list[tuple[Chat, dict[str, Any], asyncio.Future]]] = {}
         self._flush_scheduled = False
         self._lock: asyncio.Lock | None = None
 
@@ -100,7 +100,7 @@ class FunctionModel:
 
     def _enqueue(self, loop: asyncio.AbstractEventLoop, chat: Chat, params: dict[str, Any]) -> asyncio.Future:
         future = loop.create_future()
-        key = json.dumps(params, sort_keys=True, default=repr)
+        key = _batch_key(params)
         self._pending.setdefault(key, []).append((chat, params, future))
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -162,6 +162,16 @@ def _check_answers(name: str, result: Any, expected: int) -> list[Any]:
         else:
             out.append(ModelError(f"model {name!r} returned {type(answer).__name__}, expected str"))
     return out
+
+
+def _batch_key(params: dict[str, Any]) -> Any:
+    """Requests with equal parameters share a batch; cheap for the usual hashable values."""
+    try:
+        key = tuple(sorted(params.items()))
+        hash(key)
+        return key
+    except TypeError:  # lists, dicts, schemas: fall back to their canonical JSON
+        return json.dumps(params, sort_keys=True, default=repr)
 
 
 def _as_model_error(exc: BaseException) -> ModelError:

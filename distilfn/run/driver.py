@@ -186,7 +186,12 @@ async def arun_plan_to(
     from distilfn.io import ChunkedWriter, scan_input
 
     options = _check_options(options)
-    lazy = scan_input(data) if isinstance(data, str | os.PathLike) else as_frame(data).lazy() if not isinstance(data, pl.LazyFrame) else data
+    if isinstance(data, str | os.PathLike):
+        lazy = scan_input(data)
+    elif isinstance(data, pl.LazyFrame):
+        lazy = data
+    else:
+        lazy = as_frame(data).lazy()
     if limit is not None:
         lazy = lazy.head(limit)
     columns = lazy.collect_schema().names()

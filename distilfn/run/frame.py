@@ -26,7 +26,7 @@ def assemble(
     ``keep_input`` is False when a step renamed, selected or replaced input columns;
     then every column is rebuilt from the row values.
     """
-    columns = [c for c in resolved.columns]
+    columns = list(resolved.columns)
     made = [c for c in columns if not (keep_input and c in source.columns)]
     series: list[pl.Series] = []
     if keep_input:

@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from distilfn.errors import FatalModelError, RunAbortedError
 from distilfn.models._base import Generation
 from distilfn.ops import Evolve, FilterRows, MapRows, Rename, Select, plural
@@ -449,7 +447,3 @@ def _first_cause(group: BaseExceptionGroup) -> BaseException:
             return exc
     return group.exceptions[0]
 
-
-def encode_chat(chat: Any) -> str:
-    """A chat as compact JSON (for logs and summaries)."""
-    return msgspec.json.encode(chat).decode()
