@@ -5,10 +5,11 @@ GIL) answers every chat completion after a fixed 50 ms. With ``max_concurrency``
 in flight the ideal is ``max_concurrency / latency`` rows/s for a 1-step plan; the ratio
 is distilfn's achieved rows/s over that ideal. Also reported: the client's CPU per
 request (``time.process_time`` of this process / requests), the server's time-weighted
-mean number of requests in flight (its ``/stats``) and its CPU per request, and two
-hand-written clients on the same server in the same rounds: asyncio + httpx (what a
-user would write) and a minimal asyncio-streams HTTP/1.1 client (the floor of client
-cost: what this machine allows at all).
+mean number of requests in flight (its ``/stats``) and its CPU per request, and three
+hand-written clients on the same server in the same rounds: asyncio + aiohttp and
+asyncio + httpx (what a user would write; distilfn sends its requests with aiohttp) and
+a minimal asyncio-streams HTTP/1.1 client (the floor of client cost: what this machine
+allows at all).
 """
 
 from __future__ import annotations
@@ -70,6 +71,27 @@ def plain_httpx(url: str, frame: pl.DataFrame) -> int:
     return len(asyncio.run(main()))
 
 
+def plain_aiohttp(url: str, frame: pl.DataFrame) -> int:
+    """The same requests by hand: asyncio + one aiohttp.ClientSession, a semaphore."""
+    import aiohttp
+
+    async def main() -> list[str]:
+        connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            slots = asyncio.Semaphore(CONCURRENCY)
+
+            async def one(text: str) -> str:
+                body = {"model": "fake", "messages": chat_for(text), "max_tokens": MAX_TOKENS}
+                async with slots, session.post(f"{url}/chat/completions", json=body) as response:
+                    response.raise_for_status()
+                    answer = await response.json()
+                return answer["choices"][0]["message"]["content"]
+
+            return await asyncio.gather(*(one(t) for t in frame["instruction"]))
+
+    return len(asyncio.run(main()))
+
+
 def raw_streams(url: str, frame: pl.DataFrame) -> int:
     """The same requests over CONCURRENCY keep-alive connections with bare asyncio streams."""
     host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
@@ -116,7 +138,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-CLIENTS = {"distilfn": through_distilfn, "httpx by hand": plain_httpx, "raw asyncio streams": raw_streams}
+CLIENTS = {
+    "distilfn": through_distilfn,
+    "aiohttp by hand": plain_aiohttp,
+    "httpx by hand": plain_httpx,
+    "raw asyncio streams": raw_streams,
+}
 
 
 def main() -> None:

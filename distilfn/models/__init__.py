@@ -1,7 +1,7 @@
 """Model backends: plain functions, OpenAI-compatible servers, the embedded local model.
 
 ``openai_compatible`` is imported on first use, so that importing distilfn does not
-load httpx; ``local`` is cheap to import (the engine is looked for on first use).
+load aiohttp; ``local`` is cheap to import (the engine is looked for on first use).
 """
 
 from typing import Any

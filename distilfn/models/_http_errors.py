@@ -1,8 +1,8 @@
 """Turn HTTP failures into distilfn errors, and read how long a server asks us to wait.
 
-Every httpx exception (transport failures and non-2xx answers alike) is translated in
-one place, :func:`translate_httpx_error`; nothing else in the backend looks at httpx
-exception types or status codes to pick an error class.
+Non-2xx answers go through :func:`status_error`, client exceptions (refused, dropped or
+timed-out connections) through :func:`transport_error`; nothing else in the backend looks
+at exception types or status codes to pick an error class.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 
-import httpx
+import aiohttp
 
 from distilfn.errors import (
     AuthenticationError,
@@ -26,7 +26,7 @@ from distilfn.errors import (
     TransportError,
 )
 
-__all__ = ["translate_httpx_error", "is_retryable", "retry_after_seconds", "parse_duration", "server_message"]
+__all__ = ["status_error", "transport_error", "is_retryable", "retry_after_seconds", "parse_duration", "server_message"]
 
 Scrub = Callable[[str], str]
 
@@ -35,50 +35,59 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
-def translate_httpx_error(exc: httpx.HTTPError, *, url: str, scrub: Scrub = str) -> ModelError:
-    """The distilfn error for an httpx exception, with status and ``retry_after`` kept.
+def status_error(
+    status: int, headers: Mapping[str, str], body: str, *, url: str, reason: str | None = None, scrub: Scrub = str
+) -> ModelError:
+    """The distilfn error for a non-2xx answer, with status and ``retry_after`` kept.
 
-    ``scrub`` removes secrets from any text that goes into the message. Transport errors
-    keep the httpx exception as ``__cause__`` (with credential headers removed from its
-    request); status errors do not, because the response may echo a credential.
+    ``scrub`` removes secrets from the server's message (a server may echo a credential).
 
-    >>> request = httpx.Request("POST", "http://h/v1/chat/completions")
-    >>> response = httpx.Response(429, headers={"retry-after": "2"}, request=request)
-    >>> error = translate_httpx_error(httpx.HTTPStatusError("", request=request, response=response), url="http://h/v1")
+    >>> error = status_error(429, {"retry-after": "2"}, "", url="http://h/v1")
     >>> type(error).__name__, error.status, error.retry_after
     ('RateLimitError', 429, 2.0)
+    >>> str(status_error(400, {}, '{"error": {"message": "too long"}}', url="http://h/v1"))
+    'http://h/v1 answered 400 Bad Request: too long'
     """
-    if isinstance(exc, httpx.HTTPStatusError):
-        response = exc.response
-        status = response.status_code
-        detail = scrub(server_message(response))
-        reason = response.reason_phrase or _reason(status)
-        message = f"{url} answered {status} {reason}: {detail}" if reason else f"{url} answered {status}: {detail}"
-        retry_after = retry_after_seconds(response.headers, rate_limited=status == 429)
-        cls: type[ModelError]
-        if status in (401, 403):
-            cls = AuthenticationError
-        elif status == 429:
-            cls = RateLimitError
-        elif status == 408:
-            cls = TransportError
-        elif status >= 500 or status == 409:
-            cls = ServerError
-        elif 400 <= status < 500:
-            cls = RequestRejectedError
-        else:
-            cls = ModelError
-        return cls(message, status=status, retry_after=retry_after)
-    _forget_credentials(exc)
+    detail = scrub(server_message(body))
+    reason = reason or _reason(status)
+    message = f"{url} answered {status} {reason}: {detail}" if reason else f"{url} answered {status}: {detail}"
+    retry_after = retry_after_seconds(headers, rate_limited=status == 429)
+    cls: type[ModelError]
+    if status in (401, 403):
+        cls = AuthenticationError
+    elif status == 429:
+        cls = RateLimitError
+    elif status == 408:
+        cls = TransportError
+    elif status >= 500 or status == 409:
+        cls = ServerError
+    elif 400 <= status < 500:
+        cls = RequestRejectedError
+    else:
+        cls = ModelError
+    return cls(message, status=status, retry_after=retry_after)
+
+
+def transport_error(exc: BaseException, *, url: str, scrub: Scrub = str) -> ModelError:
+    """The distilfn error for a request that got no (complete) answer.
+
+    The client exception is kept as ``__cause__``, except a response error, whose request
+    headers may hold a credential.
+
+    >>> error = transport_error(aiohttp.ServerDisconnectedError(), url="http://h/v1")
+    >>> type(error).__name__, str(error)
+    ('TransportError', 'could not get an answer from http://h/v1 (ServerDisconnectedError: Server disconnected)')
+    """
     name = type(exc).__name__
     detail = scrub(str(exc)) or "no detail"
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):
         error: ModelError = TransportError(f"request to {url} timed out ({name}: {detail})")
-    elif isinstance(exc, httpx.TransportError):
+    elif isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | OSError):
         error = TransportError(f"could not get an answer from {url} ({name}: {detail})")
     else:
         error = ModelError(f"request to {url} failed ({name}: {detail})")
-    error.__cause__ = exc
+    if not isinstance(exc, aiohttp.ClientResponseError):
+        error.__cause__ = exc
     return error
 
 
@@ -167,15 +176,16 @@ def parse_duration(text: str) -> float | None:
     return sum(float(amount) * _UNITS[unit] for amount, unit in parts)
 
 
-def server_message(response: httpx.Response) -> str:
-    """The error message in a server's answer (OpenAI, vLLM, llama.cpp, FastAPI shapes).
+def server_message(text: str) -> str:
+    """The error message in a server's answer body (OpenAI, vLLM, llama.cpp, FastAPI shapes).
 
-    >>> server_message(httpx.Response(400, json={"error": {"message": "too long"}}))
+    >>> server_message('{"error": {"message": "too long"}}')
     'too long'
-    >>> server_message(httpx.Response(400, json={"object": "error", "message": "bad n"}))
+    >>> server_message('{"object": "error", "message": "bad n"}')
     'bad n'
+    >>> server_message("")
+    '(empty body)'
     """
-    text = response.text
     try:
         body = json.loads(text)
     except ValueError:
@@ -203,14 +213,3 @@ def _number(text: str) -> float | None:
     except ValueError:
         return None
     return value if 0 <= value < math.inf else None
-
-
-def _forget_credentials(exc: httpx.HTTPError) -> None:
-    """Drop credential headers from the request an httpx exception carries."""
-    try:
-        request = exc.request
-    except RuntimeError:  # no request attached
-        return
-    for name in list(request.headers):
-        if name.lower() in ("authorization", "api-key", "x-api-key", "proxy-authorization"):
-            del request.headers[name]

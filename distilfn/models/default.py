@@ -17,14 +17,15 @@ The choice is printed once to stderr, without any key.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
-
-import httpx
 
 from distilfn.errors import AuthenticationError, ModelError, TransportError
 from distilfn.models.local import LocalModel, local
@@ -68,26 +69,36 @@ def default_model(*, environ: Mapping[str, str] | None = None, stream: TextIO | 
 
 
 def served_models(base_url: str, *, api_key: str | None = None, timeout: float = 10.0) -> list[str]:
-    """The model ids an OpenAI-compatible server lists at ``GET {base_url}/models``."""
+    """The model ids an OpenAI-compatible server lists at ``GET {base_url}/models``.
+
+    One blocking request (the standard library's client: this runs once, before any loop).
+    """
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     shown = _redact(base_url)
+    request = urllib.request.Request(f"{base_url.rstrip('/')}/models", headers=headers)
+    status = 200
     try:
-        response = httpx.get(f"{base_url.rstrip('/')}/models", headers=headers, timeout=timeout)
-    except httpx.HTTPError as exc:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) checked by callers
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, b""
+        exc.close()
+    except (OSError, ValueError) as exc:  # URLError, refused, timed out, bad URL
         msg = f"could not list the models of {shown}: {type(exc).__name__}; set DISTILFN_MODEL_NAME to skip this lookup"
         raise TransportError(msg) from None
-    if response.status_code in (401, 403):
-        msg = f"{shown} refused the API key when listing its models (HTTP {response.status_code})"
-        raise AuthenticationError(msg, status=response.status_code)
+    if status in (401, 403):
+        msg = f"{shown} refused the API key when listing its models (HTTP {status})"
+        raise AuthenticationError(msg, status=status)
     try:
-        response.raise_for_status()
-        ids = [str(entry["id"]) for entry in response.json()["data"]]
-    except (httpx.HTTPStatusError, ValueError, KeyError, TypeError) as exc:
+        if status >= 300:
+            raise ValueError(status)
+        ids = [str(entry["id"]) for entry in json.loads(body)["data"]]
+    except (ValueError, KeyError, TypeError) as exc:
         msg = (
-            f"could not read the models of {shown} (HTTP {response.status_code}, {type(exc).__name__}); "
+            f"could not read the models of {shown} (HTTP {status}, {type(exc).__name__}); "
             "set DISTILFN_MODEL_NAME to name the model"
         )
-        raise ModelError(msg, status=response.status_code) from None
+        raise ModelError(msg, status=status) from None
     return ids
 
 

@@ -16,18 +16,19 @@ import logging
 import os
 import random
 import re
-import ssl
 import time
-from collections.abc import Mapping, Sequence
+import urllib.request
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 import msgspec
 
 from distilfn._types import Chat
 from distilfn.errors import AuthenticationError, ModelError, TransportError
 from distilfn.models._base import Generation
-from distilfn.models._http_errors import is_retryable, translate_httpx_error
+from distilfn.models._http_errors import is_retryable, status_error, transport_error
 from distilfn.models._ratelimit import TokenBucket
 
 __all__ = ["OpenAICompatible", "openai_compatible", "StructuredOutput"]
@@ -40,7 +41,6 @@ top-level ``json_schema`` field llama.cpp's server turns into a grammar."""
 
 _STRUCTURED_OUTPUTS = ("json_schema", "guided_json", "grammar", None)
 _SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
-_SHARD_SIZE = 4  # connections per httpx client, see _LoopState
 
 
 # -- wire format of an answer ----------------------------------------------------------------
@@ -92,10 +92,11 @@ class _Secrets:
 class _Endpoint:
     """One base URL and what we know of its health."""
 
-    __slots__ = ("url", "in_flight", "failures", "down_until", "throttles", "cool_until")
+    __slots__ = ("url", "proxy", "in_flight", "failures", "down_until", "throttles", "cool_until")
 
     def __init__(self, url: str):
         self.url = url
+        self.proxy: str | None = None  # read from the environment when a session is made
         self.in_flight = 0
         self.failures = 0  # consecutive transport/5xx failures (several endpoints only)
         self.down_until = 0.0
@@ -107,33 +108,54 @@ class _Endpoint:
 
 
 class _LoopState:
-    """What belongs to one event loop: the HTTP clients and the concurrency bound.
+    """What belongs to one event loop: the HTTP session and the concurrency bound.
 
-    Connections are spread over several small clients (shards) because httpcore's pool
-    scans every connection for every queued request: one pool of 64 costs ~4 ms of CPU
-    per request, sixteen pools of 4 cost ~0.7 ms.
+    ``guard`` is an async generator parked at its ``yield``: the loop's
+    ``shutdown_asyncgens`` (which ``asyncio.run`` calls before it closes the loop) finishes
+    it, and that closes the session, so a caller who never awaits ``aclose`` leaves no
+    open connection and no "Unclosed client session" warning behind.
     """
 
-    __slots__ = ("loop", "clients", "busy", "sizes", "semaphore")
+    __slots__ = ("loop", "session", "semaphore", "guard")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, clients: list[httpx.AsyncClient], sizes: list[int]):
+    def __init__(self, loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession, size: int):
         self.loop = loop
-        self.clients = clients
-        self.sizes = sizes
-        self.busy = [0] * len(clients)
-        self.semaphore = asyncio.Semaphore(sum(sizes))
+        self.session = session
+        self.semaphore = asyncio.Semaphore(size)
+        self.guard = _close_with_loop(session)
+        try:
+            self.guard.asend(None).send(None)  # runs to the yield; the loop now tracks it
+        except StopIteration:
+            pass
 
-    def pick(self) -> int:
-        """The shard with the most free connections."""
-        return max(range(len(self.clients)), key=lambda i: self.sizes[i] - self.busy[i])
+
+async def _close_with_loop(session: aiohttp.ClientSession) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+def _abandon(state: _LoopState) -> None:
+    """Close, from outside its loop, the session of a loop that is no longer running.
+
+    A stopped or closed loop will not run the closing: what aiohttp can do at once
+    (mark the pool closed, ask each connection to close) is done, the rest is dropped.
+    """
+    closing = state.session.close()
+    try:
+        closing.send(None)
+    except StopIteration:
+        return
+    closing.close()
 
 
 class OpenAICompatible:
     """A chat-completion server (or several serving the same model) as a distilfn model.
 
-    See :func:`openai_compatible` for the options. The HTTP clients belong to the event
-    loop that made them: a call from another loop makes new ones. Call :meth:`aclose`
-    before a loop ends; a pool left behind on a closed loop is dropped for the GC.
+    See :func:`openai_compatible` for the options. The HTTP session (aiohttp) belongs to
+    the event loop that made it: a call from another loop makes a new one. It is closed by
+    :meth:`aclose`, or when ``asyncio.run`` shuts its loop down.
     """
 
     def __init__(
@@ -234,9 +256,11 @@ class OpenAICompatible:
         """Close the connection pool (a later call opens a new one)."""
         state, self._state = self._state, None
         self._auth_error = None
-        if state is not None and not state.loop.is_closed():
+        if state is not None:
             if state.loop is asyncio.get_running_loop():
-                await asyncio.gather(*(client.aclose() for client in state.clients))
+                await state.guard.aclose()
+            else:
+                _abandon(state)
 
     # -- one chat ------------------------------------------------------------------------
     async def _generate(self, state: _LoopState, chat: Chat, n: int, fields: dict[str, Any]) -> Generation | ModelError:
@@ -260,7 +284,7 @@ class OpenAICompatible:
         if n > 1:
             body["n"] = n
         payload = _encode(body)
-        cost = _token_estimate(chat, fields, n)
+        cost = _token_estimate(chat, fields, n) if self._tokens is not None else 0.0
         error: ModelError | None = None
         for attempt in range(self.max_retries + 1):
             if error is not None:
@@ -277,13 +301,10 @@ class OpenAICompatible:
                 if endpoint is None:
                     urls = ", ".join(self.base_urls)
                     return TransportError(f"no endpoint of model {self.name!r} came back up in time ({urls})")
-                shard = state.pick()
-                state.busy[shard] += 1
                 try:
-                    result = await self._post(state.clients[shard], endpoint.url, payload)
+                    result = await self._post(state.session, endpoint, payload)
                 finally:
                     endpoint.in_flight -= 1
-                    state.busy[shard] -= 1
                 self._note(endpoint, result)
             if isinstance(result, Generation):
                 return result
@@ -296,16 +317,23 @@ class OpenAICompatible:
         assert error is not None
         return _gave_up(error, self.max_retries + 1)
 
-    async def _post(self, client: httpx.AsyncClient, url: str, payload: bytes) -> Generation | ModelError:
+    async def _post(self, session: aiohttp.ClientSession, endpoint: _Endpoint, payload: bytes) -> Generation | ModelError:
+        url = endpoint.url
         try:
-            response = await client.post(f"{url}/chat/completions", content=payload)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            return translate_httpx_error(exc, url=url, scrub=self._secrets.scrub)
+            post = session.post(f"{url}/chat/completions", data=payload, proxy=endpoint.proxy, allow_redirects=False)
+            async with post as response:
+                content = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return transport_error(exc, url=url, scrub=self._secrets.scrub)
+        if response.status >= 300:
+            text = content.decode("utf-8", errors="replace")
+            return status_error(
+                response.status, response.headers, text, url=url, reason=response.reason, scrub=self._secrets.scrub
+            )
         try:
-            completion = _decode_completion(response.content)
+            completion = _decode_completion(content)
         except msgspec.DecodeError as exc:
-            return ModelError(f"{url} answered {response.status_code} with a body that is not a chat completion: {exc}")
+            return ModelError(f"{url} answered {response.status} with a body that is not a chat completion: {exc}")
         choices = sorted(completion.choices, key=lambda c: c.index)
         texts = tuple((c.message.content if c.message is not None else c.text) or "" for c in choices)
         usage = completion.usage or _Usage()
@@ -375,27 +403,21 @@ class OpenAICompatible:
 
     # -- plumbing ------------------------------------------------------------------------
     def _loop_state(self) -> _LoopState:
-        """The client for the running loop, made on first use and again when the loop changed."""
+        """The session for the running loop, made on first use and again when the loop changed."""
         loop = asyncio.get_running_loop()
         state = self._state
         if state is None or state.loop is not loop:
-            shards = -(-self.max_concurrency // _SHARD_SIZE)
-            sizes = [self.max_concurrency // shards + (i < self.max_concurrency % shards) for i in range(shards)]
-            clients = [
-                httpx.AsyncClient(
-                    headers=self._secrets.headers,
-                    timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout, pool=None),
-                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-                    verify=_ssl_context(),
-                    http1=True,
-                    http2=False,
-                    follow_redirects=False,
-                )
-                for size in sizes
-            ]
-            state = self._state = _LoopState(loop, clients, sizes)
+            if state is not None:
+                _abandon(state)
+            connector = aiohttp.TCPConnector(limit=self.max_concurrency, limit_per_host=0)
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=self.timeout)
+            # trust_env=False: aiohttp would read the proxy settings and ~/.netrc in a worker
+            # thread for every request; the proxy is read here once per endpoint instead.
+            session = aiohttp.ClientSession(connector=connector, headers=self._secrets.headers, timeout=timeout)
+            state = self._state = _LoopState(loop, session, self.max_concurrency)
             for endpoint in self._endpoints:
                 endpoint.in_flight = 0
+                endpoint.proxy = _env_proxy(endpoint.url)
         return state
 
     def _body_fields(self, schema: Any, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -480,10 +502,17 @@ def openai_compatible(
     )
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """One default TLS context shared by every client (building one costs ~25 ms)."""
-    return httpx.create_ssl_context()
+def _env_proxy(url: str) -> str | None:
+    """The proxy that ``HTTP(S)_PROXY`` / ``ALL_PROXY`` name for ``url``, unless ``NO_PROXY`` exempts it.
+
+    >>> _env_proxy("http://127.0.0.1:8000/v1") is None or "proxy set in this environment"
+    True
+    """
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 def _endpoint_fault(error: ModelError) -> bool:
