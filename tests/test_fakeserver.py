@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -202,3 +207,107 @@ def test_runs_as_a_separate_process():
         proc.terminate()
         assert proc.wait(timeout=10) == 0
         proc.stdout.close()
+
+
+def raw_exchange(url: str, data: bytes) -> bytes:
+    """Send ``data`` on one fresh connection; everything the server sends until it closes."""
+    host, port = url.removeprefix("http://").removesuffix("/v1").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def raw_post(path: str, body: bytes, *headers: str) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "host: x", f"content-length: {len(body)}", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def test_pipelined_requests_are_answered_in_order_and_close_is_kept():
+    first, second = json.dumps({"messages": chat("one")}).encode(), json.dumps({"messages": chat("two")}).encode()
+    with FakeServer(latency=0.02) as srv:
+        data = raw_post("/v1/chat/completions", first) + raw_post("/v1/chat/completions", second, "connection: close")
+        received = raw_exchange(srv.url, data)
+        stats = srv.stats()
+    answers = received.split(b"HTTP/1.1 ")[1:]
+    assert [a.split(b" ", 1)[0] for a in answers] == [b"200", b"200"]
+    assert b"Connection: close" not in answers[0] and b"Connection: close" in answers[1]
+    assert echo_reply(chat("one"), 0).encode() in answers[0] and echo_reply(chat("two"), 0).encode() in answers[1]
+    assert stats["ok"] == 2 and stats["connections"] == 1
+
+
+def test_http_1_0_chunked_bodies_and_malformed_requests():
+    with FakeServer() as srv:
+        old = raw_exchange(srv.url, b"GET /health HTTP/1.0\r\n\r\n")  # no keep-alive: closed after the answer
+        assert old.startswith(b"HTTP/1.1 200 ") and old.endswith(b'{"status":"ok"}')
+        body = json.dumps({"messages": chat("chunked")}).encode()
+        chunked = (
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        )
+        assert raw_exchange(srv.url, chunked).startswith(b"HTTP/1.1 200 ")
+        assert raw_exchange(srv.url, b"NOT HTTP AT ALL\r\n\r\n") == b""  # closed without a word
+        assert post(srv.url, chat("still fine")).status_code == 200
+
+
+def test_an_answer_whose_client_left_is_still_counted():
+    with FakeServer(latency=0.1) as srv:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{srv.url}/chat/completions", json={"messages": chat("x")}, timeout=0.02)
+        time.sleep(0.2)
+        stats = srv.stats()
+        assert post(srv.url, chat("y")).status_code == 200
+    assert stats["ok"] == 1 and stats["in_flight"] == 0
+
+
+def test_stopping_with_requests_in_flight_leaves_none_counted_in_flight():
+    def post_unanswered(url: str) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            post(url, chat("x"))
+
+    srv = FakeServer(latency=5.0).start()
+    client = threading.Thread(target=post_unanswered, args=(srv.url,), daemon=True)
+    client.start()
+    deadline = time.monotonic() + 5
+    while srv.stats()["in_flight"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    srv.stop()
+    client.join(timeout=5)
+    assert srv.stats()["completions"] == 1 and srv.stats()["in_flight"] == 0
+
+
+def test_a_shortened_latency_answers_the_later_request_first():
+    async def two(url: str, srv: FakeServer) -> list[str]:
+        done: list[str] = []
+        async with httpx.AsyncClient(timeout=10) as client:
+
+            async def one(text: str) -> None:
+                await client.post(f"{url}/chat/completions", json={"messages": chat(text)})
+                done.append(text)
+
+            slow = asyncio.create_task(one("slow"))
+            await asyncio.sleep(0.1)
+            srv.configure(latency=0.05)
+            await one("fast")
+            await slow
+        return done
+
+    with FakeServer(latency=0.5) as srv:
+        assert asyncio.run(two(srv.url, srv)) == ["fast", "slow"]
+
+
+def test_a_crashing_reply_function_closes_only_its_connection(caplog):
+    def reply(messages, index):
+        if messages[-1]["content"] == "boom":
+            raise RuntimeError("reply function bug")
+        return "fine"
+
+    for latency in (0.0, 0.01):
+        with FakeServer(reply=reply, latency=latency) as srv:
+            with pytest.raises(httpx.RemoteProtocolError):
+                post(srv.url, chat("boom"))
+            assert post(srv.url, chat("ok")).json()["choices"][0]["message"]["content"] == "fine"
+            assert srv.stats()["in_flight"] == 0
+    assert "reply function bug" in caplog.text
