@@ -258,7 +258,8 @@ def test_plan_at_50_ms_latency_reaches_max_concurrency_in_flight():
     """The issue's setting through plan.run: 50 ms, max_concurrency 32, the server counts.
 
     The bound is reached; the time-weighted mean stays below 32 by the client's CPU per
-    answer (see bench/README.md, benchmark b), so it is held to a floor, not to 32.
+    answer (see bench/README.md, benchmark b: ~30 on a quiet machine), so it is held to a
+    floor that a client costing ~1 ms a request (httpx) would miss under load.
     """
     import polars as pl
 
@@ -273,7 +274,7 @@ def test_plan_at_50_ms_latency_reaches_max_concurrency_in_flight():
     assert out.height == 640 and out["a"].null_count() == 0
     assert stats["ok"] == 640
     assert stats["max_in_flight"] == 32
-    assert stats["mean_in_flight"] >= 16, stats["mean_in_flight"]
+    assert stats["mean_in_flight"] >= 24, stats["mean_in_flight"]
 
 
 def test_429_pauses_the_whole_backend():
