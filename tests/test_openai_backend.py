@@ -405,3 +405,20 @@ def test_rate_limit_reset_counts_only_for_429():
 def test_durations_round_trip(minutes, seconds, millis):
     assert parse_duration(f"{minutes}m{seconds}s") == minutes * 60 + seconds
     assert parse_duration(f"{millis}ms") == pytest.approx(millis / 1000)
+
+
+def test_proxy_from_the_environment_and_no_proxy(monkeypatch):
+    """HTTP_PROXY is honoured (read once per session, not per request); NO_PROXY exempts."""
+    with FakeServer() as proxy, FakeServer() as direct:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/v1"))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("http_proxy", raising=False)
+        [via_proxy] = generate(fast(direct.url, max_retries=0), [chat("x")])
+        assert proxy.stats()["requests"] == 1 and direct.stats()["requests"] == 0
+        # the fake server is no proxy: it gets the absolute URL and has no route for it
+        assert isinstance(via_proxy, RequestRejectedError) and via_proxy.status == 404
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        [answer] = generate(fast(direct.url), [chat("x")])
+        assert isinstance(answer, Generation) and direct.stats()["ok"] == 1
+        assert proxy.stats()["requests"] == 1
