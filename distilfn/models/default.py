@@ -72,13 +72,20 @@ def served_models(base_url: str, *, api_key: str | None = None, timeout: float =
     """The model ids an OpenAI-compatible server lists at ``GET {base_url}/models``.
 
     One blocking request (the standard library's client: this runs once, before any loop).
+
+    >>> served_models("file:///etc")
+    Traceback (most recent call last):
+    ...
+    distilfn.errors.TransportError: could not list the models of file:///etc: ValueError; set DISTILFN_MODEL_NAME to skip this lookup
     """
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     shown = _redact(base_url)
-    request = urllib.request.Request(f"{base_url.rstrip('/')}/models", headers=headers)
     status = 200
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) checked by callers
+        if urlsplit(base_url).scheme not in ("http", "https"):
+            raise ValueError(base_url)  # urllib would also open file:// and ftp:// URLs
+        request = urllib.request.Request(f"{base_url.rstrip('/')}/models", headers=headers)
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) checked above
             body = response.read()
     except urllib.error.HTTPError as exc:
         status, body = exc.code, b""
