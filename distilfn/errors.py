@@ -14,7 +14,12 @@ The tree::
     │       ├── AuthenticationError   401/403
     │       └── ModelUnavailableError the model cannot be started (e.g. the local engine)
     ├── ParseError                model text could not be read into the task's columns
-    └── RunAbortedError           the run stopped early (auth failure, error-rate threshold)
+    ├── RunAbortedError           the run stopped early (auth failure, error-rate threshold)
+    └── OutputError               a streamed output cannot be written or resumed as asked
+        ├── OutputLockedError     another run is writing the same output
+        └── ResumeRefusedError    the output belongs to another plan or input, is damaged, or is not distilfn's
+
+    RunInterrupted (a KeyboardInterrupt)  SIGTERM stopped a run; what finished is saved
 
 Errors never carry secrets: backends strip API keys before raising.
 """
@@ -35,6 +40,10 @@ __all__ = [
     "ModelUnavailableError",
     "ParseError",
     "RunAbortedError",
+    "OutputError",
+    "OutputLockedError",
+    "ResumeRefusedError",
+    "RunInterrupted",
 ]
 
 
@@ -108,3 +117,20 @@ class ParseError(DistilfnError):
 
 class RunAbortedError(DistilfnError, RuntimeError):
     """The run stopped before the end (authentication failure, error-rate threshold)."""
+
+
+class OutputError(DistilfnError):
+    """A streamed output cannot be written or resumed as asked (the message says how to go on)."""
+
+
+class OutputLockedError(OutputError):
+    """Another run holds the output's lock: two writers never share one output."""
+
+
+class ResumeRefusedError(OutputError):
+    """The output was started by another plan or another input, is damaged, or was not
+    written by distilfn; ``restart=True`` (``--restart``) starts over."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A signal (SIGTERM) stopped the run; the rows that finished were saved."""

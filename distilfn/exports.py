@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from distilfn.io import write_frame
+from distilfn.output import write_frame
 from distilfn.seeding import rng_for
 
 __all__ = ["preference_pairs", "sft_rows", "to_hf_dataset", "write_pairs"]

@@ -2,20 +2,29 @@
 
 A task renders a row into a chat and parses the model's text into columns. It never
 calls a model, reads a file, looks at the clock or draws an unseeded random number.
+A task is also a step: it chains with ``>>`` and compiles to a model call.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from distilfn._types import Chat, Row
 from distilfn.chat import check_chat, format_chat
+from distilfn.dtypes import StoreError, checker, dtype_of
+from distilfn.plan import Plan, Step
 
-__all__ = ["Task", "Parsed", "task", "preview"]
+if TYPE_CHECKING:
+    import polars as pl
 
+    from distilfn.compile import Scope
+
+__all__ = ["Task", "Parsed", "task"]
 
 
 class Parsed(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,7 +41,7 @@ class Parsed(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
 
 
-class Task(msgspec.Struct, frozen=True, kw_only=True):
+class Task(Step, frozen=True, kw_only=True):
     """A frozen task spec. Build one with :func:`task`; derive variants with its methods.
 
     Fields:
@@ -40,15 +49,20 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         inputs: the columns ``render`` reads (task-side names).
         outputs: the columns ``parse`` writes (task-side names).
         render: ``Row -> Chat``.
-        parse: ``str -> Row | Parsed``; should never raise (an exception is recorded as the error).
+        parse: ``str -> Row | Parsed``, or ``(str, Row) -> Row | Parsed`` to see the
+            row's inputs (e.g. how many generations a judge rated); should never raise
+            (an exception is recorded as the row's error).
+        output_types: task-side output name -> declared type (``str`` when absent);
+            see :func:`distilfn.dtypes.dtype_of`.
         role: which bound model answers ("generator", "judge", ...).
         params: generation parameters sent with every request (temperature, max_tokens, ...).
-        schema: optional msgspec Struct type; servers that support JSON schema constrain the
-            answer to it, and a JSON answer is decoded with it before falling back to ``parse``.
+        schema: optional msgspec Struct type, or a function of no arguments returning one
+            (which keeps the task picklable); servers that support JSON schema constrain
+            the answer to it, and a JSON answer is decoded with it before ``parse``.
         from_schema: turns a decoded ``schema`` value into a row (default: its fields).
         optional_inputs: columns ``render`` uses when present.
         input_map / output_map: task-side name -> frame column.
-        example: a row used by :func:`preview` when none is given.
+        example: a row used by :meth:`preview` when none is given.
         description: one line shown in plan outlines.
     """
 
@@ -56,7 +70,8 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     render: Callable[[Row], Chat]
-    parse: Callable[[str], Row | Parsed]
+    parse: Callable[..., Row | Parsed]
+    output_types: Mapping[str, Any] = {}
     role: str = "generator"
     params: Mapping[str, Any] = {}
     schema: Any = None
@@ -66,6 +81,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     output_map: Mapping[str, str] = {}
     example: Mapping[str, Any] | None = None
     description: str = ""
+    parse_sees_row: bool = False
 
     # -- columns as the frame sees them -------------------------------------------------
     @property
@@ -82,6 +98,24 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     def output_columns(self) -> tuple[str, ...]:
         """The frame columns this task writes."""
         return tuple(self.output_map.get(c, c) for c in self.outputs)
+
+    @property
+    def output_dtypes(self) -> dict[str, pl.DataType]:
+        """Frame column -> Polars dtype of every output (String when undeclared).
+
+        >>> t = task(name="t", inputs=[], outputs={"score": int, "why": str}, render=lambda r: [], parse=dict)
+        >>> t.output_dtypes
+        {'score': Int64, 'why': String}
+        """
+        return dict(zip(self.output_columns, _dtypes(self), strict=True))
+
+    @property
+    def schema_type(self) -> Any:
+        """The structured-output type (``schema`` itself, or what its factory returns), or None."""
+        schema = self.schema
+        if schema is None or isinstance(schema, type):
+            return schema
+        return schema()
 
     # -- derived variants ---------------------------------------------------------------
     def map_inputs(self, **columns: str) -> Task:
@@ -123,34 +157,64 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
 
     def chat_for(self, row: Row) -> Chat:
         """Render the chat for a frame row, checked."""
-        return check_chat(self.render(self.task_row(row)), where=f"task {self.name!r}")
+        return self.chat_of(self.task_row(row))
 
-    def read(self, text: str | None) -> Parsed:
+    def chat_of(self, view: Row) -> Chat:
+        """Render the chat for a row already in task-side names, checked."""
+        return check_chat(self.render(view), where=f"task {self.name!r}")
+
+    def read(self, text: str | None, row: Row | None = None) -> Parsed:
         """Parse model text into frame columns; never raises.
 
-        Missing outputs come back as ``None`` with an error saying which.
+        ``row`` is the row in task-side names (see :meth:`task_row`), passed to parsers
+        that take it. Missing outputs come back as ``None`` with an error saying which;
+        a value that its column cannot store is dropped with an error naming the column.
         """
         if text is None:
-            return Parsed(values=self._frame_values({}), error="no model output")
-        parsed = self._read_structured(text) if self.schema is not None else None
-        if parsed is None:
-            try:
-                result = self.parse(text)
-            except Exception as exc:  # a user's parser may raise; the row keeps the error
-                return Parsed(values=self._frame_values({}), error=f"parse failed: {type(exc).__name__}: {exc}")
-            parsed = result if isinstance(result, Parsed) else Parsed(values=dict(result or {}))
-        values = self._frame_values(parsed.values)
-        error = parsed.error
-        if error is None:
-            missing = [self.output_map.get(c, c) for c in self.outputs if parsed.values.get(c) is None]
-            if missing:
-                error = "could not read " + ", ".join(repr(c) for c in missing)
-        return Parsed(values=values, error=error)
+            return Parsed(values=dict.fromkeys(self.output_columns), error="no model output")
+        parsed = self.read_raw(text, row)
+        return self.checked(parsed)
 
-    def _read_structured(self, text: str) -> Parsed | None:
+    def read_raw(self, text: str, row: Row | None = None) -> Parsed:
+        """What the schema decoder or the parser made of ``text``, in task-side names, unchecked."""
+        schema = self.schema_type
+        parsed = self._read_structured(text, schema) if schema is not None else None
+        if parsed is not None:
+            return parsed
         try:
-            value = msgspec.json.decode(_strip_code_fence(text), type=self.schema)
-        except (msgspec.DecodeError, msgspec.ValidationError, TypeError, RecursionError):
+            result = self.parse(text, row if row is not None else {}) if self.parse_sees_row else self.parse(text)
+        except Exception as exc:  # a user's parser may raise; the row keeps the error
+            return Parsed(values={}, error=f"parse failed: {type(exc).__name__}: {exc}")
+        if isinstance(result, Parsed):
+            return result
+        if not isinstance(result, Mapping):
+            return Parsed(values={}, error=f"parse failed: the parser returned {type(result).__name__}, expected a dict or Parsed")
+        return Parsed(values=result)
+
+    def checked(self, parsed: Parsed) -> Parsed:
+        """``parsed`` in frame column names, each value checked against its column's dtype."""
+        values: dict[str, Any] = {}
+        errors = [parsed.error] if parsed.error else []
+        missing = []
+        for name, column, check in zip(self.outputs, self.output_columns, _checks(self), strict=True):
+            value = parsed.values.get(name)
+            if value is not None:
+                try:
+                    value = check(value)
+                except StoreError as exc:
+                    errors.append(f"column {column!r} cannot store the value: {exc}{_type_hint(self, name)}")
+                    value = None
+            if value is None:
+                missing.append(column)
+            values[column] = value
+        if not errors and missing:
+            errors.append("could not read " + ", ".join(repr(c) for c in missing))
+        return Parsed(values=values, error="; ".join(errors) or None)
+
+    def _read_structured(self, text: str, schema: Any) -> Parsed | None:
+        try:
+            value = msgspec.json.decode(_strip_code_fence(text), type=schema)
+        except (msgspec.DecodeError, msgspec.ValidationError, TypeError, RecursionError, UnicodeError):
             return None
         try:
             row = self.from_schema(value) if self.from_schema else msgspec.structs.asdict(value)
@@ -158,21 +222,38 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
             return None
         return row if isinstance(row, Parsed) else Parsed(values=dict(row))
 
-    def _frame_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        return {self.output_map.get(c, c): values.get(c) for c in self.outputs}
-
     # -- display and composition --------------------------------------------------------
     def preview(self, row: Row | None = None) -> str:
-        """The rendered chat as text, for ``row`` or for the task's example/placeholders."""
-        return preview(self, row)
+        """The rendered chat as text, for ``row`` (frame column names) or for the task's
+        example or ``<column>`` placeholders; no model is called.
 
-    def as_plan(self) -> Any:
+        >>> t = task(name="t", inputs=["q"], outputs=["a"],
+        ...          render=lambda r: [{"role": "user", "content": "Q: " + r["q"]}], parse=dict)
+        >>> print(t.preview())
+        [user]
+        Q: <q>
+        """
+        if row is None:
+            if self.example is not None:
+                row = {self.input_map.get(k, k): v for k, v in self.example.items()}
+            else:
+                row = {c: f"<{c}>" for c in (*self.input_columns, *self.optional_input_columns)}
+        return format_chat(self.chat_for(row))
+
+    def compile(self, scope: Scope) -> None:
+        """A task compiles to a model call (see :mod:`distilfn.steps.call`)."""
+        from distilfn.steps.call import compile_task
+
+        compile_task(self, scope)
+
+    def expr(self) -> str:
+        return self.name
+
+    def as_plan(self) -> Plan:
         """This task as a one-step :class:`~distilfn.plan.Plan`."""
-        from distilfn.plan import Plan
-
         return Plan(steps=(self,))
 
-    def run(self, data: Any, model: Any = None, **options: Any) -> Any:
+    def run(self, data: Any, model: Any = None, **options: Any) -> pl.DataFrame:
         """Run this task alone over a frame; see :meth:`distilfn.plan.Plan.run`."""
         return self.as_plan().run(data, model, **options)
 
@@ -180,27 +261,34 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         """Run this task alone streaming rows to ``out``; see :meth:`distilfn.plan.Plan.run_to`."""
         return self.as_plan().run_to(data, out, model, **options)
 
-    def retry_failed(self, data: Any, model: Any = None, **options: Any) -> Any:
-        """Re-run with the cache, re-sending only failures; see :meth:`distilfn.plan.Plan.retry_failed`."""
-        return self.as_plan().retry_failed(data, model, **options)
-
     def explain(self, columns: Any = ()) -> str:
         """The outline of this task as a plan, resolved against ``columns``."""
         return self.as_plan().explain(columns)
 
-    def validate(self, columns: Any, **options: Any) -> Any:
-        """Check this task against a frame's columns; see :meth:`distilfn.plan.Plan.validate`."""
-        return self.as_plan().validate(columns, **options)
 
-    def __rshift__(self, other: Any) -> Any:
-        from distilfn.plan import then
+@lru_cache(maxsize=1024)
+def _dtypes_of(names: tuple[str, ...], types: tuple[tuple[str, Any], ...], where: str) -> tuple[Any, ...]:
+    declared = dict(types)
+    return tuple(dtype_of(declared.get(n, str), where=f"{where} output {n!r}") for n in names)
 
-        return then(self, other)
 
-    def __rrshift__(self, other: Any) -> Any:
-        from distilfn.plan import then
+def _dtypes(t: Task) -> tuple[Any, ...]:
+    try:
+        key = tuple(t.output_types.items())
+        hash(key)
+    except TypeError:
+        return tuple(dtype_of(t.output_types.get(n, str), where=f"task {t.name!r} output {n!r}") for n in t.outputs)
+    return _dtypes_of(t.outputs, key, f"task {t.name!r}")
 
-        return then(other, self)
+
+def _checks(t: Task) -> tuple[Any, ...]:
+    return tuple(checker(d) for d in _dtypes(t))
+
+
+def _type_hint(t: Task, name: str) -> str:
+    if name in t.output_types:
+        return ""
+    return f" (undeclared outputs are strings: declare the type, e.g. outputs={{{name!r}: int}})"
 
 
 def _strip_code_fence(text: str) -> str:
@@ -228,9 +316,9 @@ def task(
     *,
     name: str,
     inputs: Iterable[str],
-    outputs: Iterable[str],
+    outputs: Iterable[str] | Mapping[str, Any],
     render: Callable[[Row], Chat],
-    parse: Callable[[str], Row | Parsed],
+    parse: Callable[..., Row | Parsed],
     role: str = "generator",
     params: Mapping[str, Any] | None = None,
     schema: Any = None,
@@ -240,6 +328,11 @@ def task(
     description: str = "",
 ) -> Task:
     """Build a task from a render and a parse function.
+
+    ``outputs`` is a list of column names (strings), or a mapping of name -> type
+    (``{"score": int, "reasons": list[str]}``). With a ``schema`` and no ``from_schema``,
+    undeclared outputs take the types of the schema's fields of the same name.
+    ``parse`` takes the text, or the text and the row (task-side input names).
 
     >>> shout = task(
     ...     name="shout",
@@ -256,23 +349,30 @@ def task(
     if not name or not isinstance(name, str):
         msg = f"task name must be a non-empty string, got {name!r}"
         raise ValueError(msg)
-    inputs, outputs = tuple(inputs), tuple(outputs)
-    if isinstance(inputs, str) or not all(isinstance(c, str) for c in (*inputs, *outputs)):
+    if isinstance(inputs, str) or isinstance(outputs, str):
+        msg = f"task {name!r}: inputs and outputs must be lists of column names, got a string"
+        raise TypeError(msg)
+    types = dict(outputs) if isinstance(outputs, Mapping) else {}
+    input_names, output_names = tuple(inputs), tuple(outputs)
+    if not all(isinstance(c, str) for c in (*input_names, *output_names)):
         msg = f"task {name!r}: inputs and outputs must be lists of column names"
         raise TypeError(msg)
-    if not outputs:
+    if not output_names:
         msg = f"task {name!r} declares no outputs"
         raise ValueError(msg)
     for fn_name, fn in (("render", render), ("parse", parse)):
         if not callable(fn):
             msg = f"task {name!r}: `{fn_name}` must be callable, got {type(fn).__name__}"
             raise TypeError(msg)
-    return Task(
+    if schema is not None and from_schema is None:
+        types = {**_schema_types(schema, output_names), **types}
+    built = Task(
         name=name,
-        inputs=inputs,
-        outputs=outputs,
+        inputs=input_names,
+        outputs=output_names,
         render=render,
         parse=parse,
+        output_types=types,
         role=role,
         params=dict(params or {}),
         schema=schema,
@@ -280,23 +380,28 @@ def task(
         optional_inputs=tuple(optional_inputs),
         example=dict(example) if example is not None else None,
         description=description,
+        parse_sees_row=_takes_row(parse),
     )
+    _dtypes(built)  # an undeclarable type fails here, naming the task and the output
+    return built
 
 
-def preview(t: Task, row: Row | None = None) -> str:
-    """Show the chat ``t`` renders for ``row`` (frame column names), without calling a model.
+def _schema_types(schema: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The field types of a msgspec ``schema`` (or its factory's result) named in ``names``."""
+    schema = schema if isinstance(schema, type) else schema()
+    if not (isinstance(schema, type) and issubclass(schema, msgspec.Struct)):
+        return {}
+    return {f.name: f.type for f in msgspec.structs.fields(schema) if f.name in names}
 
-    With no row, the task's example row is used, else ``<column>`` placeholders.
 
-    >>> t = task(name="t", inputs=["q"], outputs=["a"],
-    ...          render=lambda r: [{"role": "user", "content": "Q: " + r["q"]}], parse=dict)
-    >>> print(preview(t))
-    [user]
-    Q: <q>
-    """
-    if row is None:
-        if t.example is not None:
-            row = {t.input_map.get(k, k): v for k, v in t.example.items()}
-        else:
-            row = {c: f"<{c}>" for c in (*t.input_columns, *t.optional_input_columns)}
-    return format_chat(t.chat_for(row))
+def _takes_row(parse: Callable[..., Any]) -> bool:
+    """Whether ``parse`` takes a second positional argument (the row)."""
+    try:
+        parameters = list(inspect.signature(parse).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return False
+    required = [p for p in positional if p.default is p.empty]
+    return len(required) >= 2

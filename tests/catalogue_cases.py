@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from distilfn import tasks as T
-from distilfn.plan import META_PREFIX
+from distilfn.meta import META_PREFIX
 
 INSTRUCTION = ["Name a fruit that is yellow."]
 TWO_ANSWERS = [["A banana is yellow.", "Grass is green."]]

@@ -1,21 +1,19 @@
-"""The interpreter: the only place with effects (model calls, cache, files, clocks)."""
+"""The interpreter and what it uses: options, cache, stats, progress, assembly, the dry run."""
 
-from distilfn.run.cache import CachedAnswer, RequestCache, clear_cache, default_cache_dir, open_cache, request_key
-from distilfn.run.driver import arun_plan, arun_plan_to, as_frame, run_plan, run_plan_to
+from distilfn.run.cache import RequestCache, clear_cache, default_cache_dir, open_cache, request_key
+from distilfn.run.options import RunOptions
+from distilfn.run.result import RowsFailedWarning, RunResult
 from distilfn.run.stats import RunStats, StepStats
 
 __all__ = [
-    "CachedAnswer",
     "RequestCache",
+    "RowsFailedWarning",
+    "RunOptions",
+    "RunResult",
     "RunStats",
     "StepStats",
-    "arun_plan",
-    "arun_plan_to",
-    "as_frame",
     "clear_cache",
     "default_cache_dir",
     "open_cache",
     "request_key",
-    "run_plan",
-    "run_plan_to",
 ]

@@ -12,28 +12,26 @@ Typical use by the interpreter::
                       n_index=i, seed=seed, schema_name=None)
     hit = cache.get_many(keys)                  # one query for a whole batch
     ...
-    cache.put(key, CachedAnswer(text=..., model_name=..., input_tokens=..., output_tokens=...))
+    cache.put_many({key: Answer(text, model_name=..., input_tokens=..., output_tokens=...)})
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import hashlib
 import os
 import re
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
+from distilfn.run.answers import Answer
+
 __all__ = [
-    "CachedAnswer",
     "RequestCache",
     "request_key",
     "strip_secrets",
@@ -53,19 +51,6 @@ _SECRET_NAMES = frozenset(
 )
 _SECRET_SUFFIXES = ("apikey", "secret", "password", "accesstoken", "authtoken")
 _SQLITE_SUFFIXES = frozenset({".sqlite", ".sqlite3", ".db"})
-
-
-class CachedAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    """One stored answer: the text of one sample and what the server reported.
-
-    >>> CachedAnswer(text="hi", model_name="m").text
-    'hi'
-    """
-
-    text: str
-    model_name: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
 
 
 def _is_secret_name(name: str) -> bool:
@@ -170,7 +155,6 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
 )
 _BATCH = 500  # keys per SELECT ... IN (...): under every SQLite variable limit
-_OPEN: weakref.WeakSet[RequestCache] = weakref.WeakSet()
 
 
 def _connect(path: Path, timeout: float) -> sqlite3.Connection:
@@ -186,7 +170,7 @@ def _connect(path: Path, timeout: float) -> sqlite3.Connection:
     return conn
 
 
-def _commit(conn: sqlite3.Connection, answers: Mapping[str, CachedAnswer]) -> None:
+def _commit(conn: sqlite3.Connection, answers: Mapping[str, Answer]) -> None:
     now = time.time()
     rows = [(k, a.text, a.model_name, a.input_tokens, a.output_tokens, now) for k, a in answers.items()]
     conn.execute("BEGIN IMMEDIATE")
@@ -204,8 +188,8 @@ class _GroupCommitter:
     def __init__(self, path: Path, timeout: float) -> None:
         self._conn = _connect(path, timeout)
         self._cond = threading.Condition()
-        self._queued: dict[str, CachedAnswer] = {}
-        self._committing: dict[str, CachedAnswer] = {}
+        self._queued: dict[str, Answer] = {}
+        self._committing: dict[str, Answer] = {}
         self._closing = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"distilfn-cache-writer:{path.name}", daemon=True)
@@ -216,14 +200,14 @@ class _GroupCommitter:
             msg = f"the request cache writer failed: {self._error}"
             raise RuntimeError(msg) from self._error
 
-    def put_many(self, answers: Mapping[str, CachedAnswer]) -> None:
+    def put_many(self, answers: Mapping[str, Answer]) -> None:
         with self._cond:
             self._raise_error()
             for key, answer in answers.items():
                 self._queued.setdefault(key, answer)
             self._cond.notify_all()
 
-    def pending(self, keys: Iterable[str]) -> dict[str, CachedAnswer]:
+    def pending(self, keys: Iterable[str]) -> dict[str, Answer]:
         with self._cond:
             found = {k: self._committing[k] for k in keys if k in self._committing}
             found |= {k: self._queued[k] for k in keys if k in self._queued and k not in found}
@@ -284,11 +268,11 @@ class RequestCache:
 
     A put of a key already stored keeps the first answer, so every reader of a key sees
     the same text. Only successful answers belong here; errors are not cached.
-    Thread-safe. Close it (or use ``with``); caches left open are closed at exit.
+    Thread-safe. Close it (or use ``with``): the run that opened it does.
 
     >>> import tempfile, pathlib
     >>> with RequestCache(pathlib.Path(tempfile.mkdtemp()) / "c.sqlite") as c:
-    ...     c.put("k", CachedAnswer(text="hello", input_tokens=3))
+    ...     c.put("k", Answer("hello", input_tokens=3))
     ...     (c.get("k").text, len(c), c.get("missing"))
     ('hello', 1, None)
     """
@@ -309,7 +293,6 @@ class RequestCache:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = _connect(self.path, timeout)
         self._committer = _GroupCommitter(self.path, timeout) if writer == "background" else None
-        _OPEN.add(self)
 
     def __repr__(self) -> str:
         return f"RequestCache({str(self.path)!r}, writer={self.writer!r})"
@@ -320,15 +303,15 @@ class RequestCache:
             raise RuntimeError(msg)
         return self._conn
 
-    def get(self, key: str) -> CachedAnswer | None:
+    def get(self, key: str) -> Answer | None:
         """The answer stored under ``key``, or None."""
         return self.get_many([key]).get(key)
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, CachedAnswer]:
+    def get_many(self, keys: Iterable[str]) -> dict[str, Answer]:
         """The stored answers among ``keys``, as a dict; missing keys are absent."""
         unique = list(dict.fromkeys(keys))
         # queued answers first: one committed in between is then found in the table
-        found = self._committer.pending(unique) if self._committer is not None else {}
+        found = {k: msgspec.structs.replace(a, cached=True) for k, a in self._committer.pending(unique).items()} if self._committer is not None else {}
         with self._lock:
             conn = self._connection()
             for start in range(0, len(unique), _BATCH):
@@ -339,16 +322,14 @@ class RequestCache:
                     batch,
                 ).fetchall()
                 for key, text, model_name, input_tokens, output_tokens in rows:
-                    found[key] = CachedAnswer(
-                        text=text, model_name=model_name, input_tokens=input_tokens, output_tokens=output_tokens
-                    )
+                    found[key] = Answer(text, None, model_name, input_tokens, output_tokens, True)
         return found
 
-    def put(self, key: str, answer: CachedAnswer) -> None:
+    def put(self, key: str, answer: Answer) -> None:
         """Store ``answer`` under ``key`` (committed on return with ``writer="inline"``)."""
         self.put_many({key: answer})
 
-    def put_many(self, answers: Mapping[str, CachedAnswer]) -> None:
+    def put_many(self, answers: Mapping[str, Answer]) -> None:
         """Store several answers in one commit (e.g. the ``n`` samples of one request)."""
         if self._committer is not None:
             self._connection()  # raises when closed
@@ -386,7 +367,6 @@ class RequestCache:
             if self._conn is None:
                 return
             conn, self._conn = self._conn, None
-        _OPEN.discard(self)
         try:
             if self._committer is not None:
                 self._committer.close()
@@ -399,13 +379,6 @@ class RequestCache:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-@atexit.register
-def _close_open_caches() -> None:
-    for cache in list(_OPEN):
-        with contextlib.suppress(Exception):
-            cache.close()
 
 
 def default_cache_dir() -> Path:

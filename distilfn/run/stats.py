@@ -31,12 +31,16 @@ class StepStats:
 
 @dataclass
 class RunStats:
-    """The run's counters; ``in_flight`` is the number of requests waiting on a model now."""
+    """The run's counters; ``in_flight`` is the number of requests waiting on a model now.
+
+    ``rows_failed`` counts the input rows with at least one error in their outputs.
+    """
 
     steps: dict[str, StepStats] = field(default_factory=dict)
     rows_in: int = 0
     rows_done: int = 0
     rows_out: int = 0
+    rows_failed: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
     started: float = field(default_factory=time.perf_counter)
@@ -74,7 +78,7 @@ class RunStats:
                 f"{s.requests:>9}{s.cache_hits:>7}{s.input_tokens:>9}{s.output_tokens:>9}"
             )
         lines.append(
-            f"rows in {self.rows_in}, rows out {self.rows_out}, requests {self.requests}, "
+            f"rows in {self.rows_in}, rows out {self.rows_out}, rows failed {self.rows_failed}, requests {self.requests}, "
             f"wall time {self.wall_time:.2f}s, max in flight {self.max_in_flight}"
         )
         return "\n".join(lines)

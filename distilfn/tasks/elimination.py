@@ -19,7 +19,7 @@ from typing import Any
 
 from distilfn._types import Chat, Row
 from distilfn.chat import chat
-from distilfn.ops import filter_rows, map_rows
+from distilfn.steps import filter_rows, map_rows
 from distilfn.plan import Plan
 from distilfn.task import Parsed, Task, task
 from distilfn.tasks._templates import render_template

@@ -19,7 +19,7 @@ import jinja2
 
 from distilfn._types import Chat, Row
 from distilfn.chat import chat
-from distilfn.ops import evolve, explode, fanout, filter_rows, group, map_rows
+from distilfn.steps import evolve, explode, fanout, filter_rows, group, map_rows
 from distilfn.seeding import rng_for
 from distilfn.plan import Plan
 from distilfn.task import Parsed, Task, task

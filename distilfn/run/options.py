@@ -1,0 +1,114 @@
+"""Run options: one frozen, validated value, built once where a run starts.
+
+``plan.run(df, model, **options)`` and ``plan.run_to(...)`` take these fields as
+keyword arguments; each has one default, here, and is checked here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from distilfn.run.stats import RunStats
+
+__all__ = ["RunOptions", "DEFAULT_MAX_CONCURRENCY"]
+
+DEFAULT_MAX_CONCURRENCY = 64
+"""Requests in flight when a run does not say."""
+
+
+class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How a plan runs.
+
+    Fields:
+        max_concurrency: requests in flight across all steps (default 64). A model's own
+            ``max_concurrency`` caps its share; the run says so once when the cap binds.
+        cache: where answers are cached: None (the default location, see
+            :func:`distilfn.run.cache.default_cache_dir`), a path, a RequestCache, or False (off).
+            Only models with an ``identity`` are cached (HTTP and local models; plain
+            functions when wrapped with one).
+        retry_failed: also re-request cached answers the parser cannot read (failed
+            requests are never cached, so a re-run always re-sends them).
+        params: default generation parameters for every request (tasks' own win).
+        max_error_rate: stop (RunAbortedError) once more than this fraction of requests
+            failed, after 50 results; None never stops.
+        progress: live display (None: only on an interactive terminal).
+        summary: the final table on stderr (None: when progress is shown).
+        stats: a :class:`~distilfn.run.stats.RunStats` to read the counters afterwards.
+        limit: only the first ``limit`` input rows.
+        chunk_rows: ``run_to`` writes chunks of at least this many output rows (whole input rows).
+        restart: ``run_to`` ignores what an earlier run of ``out`` finished and starts over.
+        format: ``run_to``'s output format, when the file name does not tell.
+        warn_failures: warn (``RowsFailedWarning``) when rows failed.
+    """
+
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    cache: Any = None
+    retry_failed: bool = False
+    params: Mapping[str, Any] = {}
+    max_error_rate: float | None = 0.5
+    progress: bool | None = None
+    summary: bool | None = None
+    stats: RunStats | None = None
+    limit: int | None = None
+    chunk_rows: int = 1000
+    restart: bool = False
+    format: Literal["parquet", "jsonl"] | None = None
+    warn_failures: bool = True
+
+    def __post_init__(self) -> None:
+        _whole(self.max_concurrency, "max_concurrency", minimum=1)
+        _whole(self.chunk_rows, "chunk_rows", minimum=1)
+        if self.limit is not None:
+            _whole(self.limit, "limit", minimum=0)
+        if self.max_error_rate is not None and not (
+            isinstance(self.max_error_rate, int | float) and 0 < self.max_error_rate <= 1
+        ):
+            msg = f"max_error_rate must be a fraction in (0, 1] or None, got {self.max_error_rate!r}"
+            raise ValueError(msg)
+        if not (self.cache is None or isinstance(self.cache, bool | str | os.PathLike) or hasattr(self.cache, "get_many")):
+            msg = f"cache must be None, False, a path or a RequestCache, got {self.cache!r}"
+            raise TypeError(msg)
+        if not isinstance(self.params, Mapping):
+            msg = f"params must be a dict of generation parameters, got {type(self.params).__name__}"
+            raise TypeError(msg)
+        if self.format not in (None, "parquet", "jsonl"):
+            msg = f"format must be 'parquet' or 'jsonl', got {self.format!r}"
+            raise ValueError(msg)
+
+    @classmethod
+    def of(cls, **options: Any) -> RunOptions:
+        """Options from keyword arguments, with one clear error for an unknown name.
+
+        >>> RunOptions.of(max_concurrency=8).max_concurrency
+        8
+        >>> RunOptions.of(max_concurency=8)
+        Traceback (most recent call last):
+        ...
+        TypeError: unknown run option 'max_concurency' (did you mean 'max_concurrency'?); the options are: cache, chunk_rows, format, limit, max_concurrency, max_error_rate, params, progress, restart, retry_failed, stats, summary, warn_failures
+        """
+        given = options.pop("options", None)
+        base = given if isinstance(given, RunOptions) else cls()
+        fields = set(cls.__struct_fields__)
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            msg = f"unknown run option {unknown[0]!r}{hint}; the options are: {', '.join(sorted(fields))}"
+            raise TypeError(msg)
+        defaults = cls()
+        options = {k: v for k, v in options.items() if v is not None or getattr(defaults, k) is None}
+        if not options:
+            return base
+        return cls(**{**msgspec.structs.asdict(base), **options})
+
+
+def _whole(value: Any, name: str, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        msg = f"{name} must be a whole number >= {minimum}, got {value!r}"
+        raise ValueError(msg)
