@@ -20,19 +20,19 @@ DEMO_INSTRUCTIONS = [
 
 def load_plan(path: str, name: str = "plan") -> Any:
     """The plan (or task) named ``name`` in the Python file at ``path``."""
-    from distilfn.plan import as_steps
+    from distilfn.plan import as_plan
 
     file = Path(path)
     if not file.is_file():
         raise SystemExit(f"distilfn: no plan file at {path!r}")
     namespace = runpy.run_path(str(file), run_name="__distilfn_plan__")
     if name not in namespace:
-        defined = sorted(k for k, v in namespace.items() if as_steps(v) is not None)
+        defined = sorted(k for k, v in namespace.items() if as_plan(v) is not None)
         hint = f"; it defines {', '.join(defined)} (use --plan-name)" if defined else ""
         raise SystemExit(f"distilfn: {path} defines no variable {name!r}{hint}")
-    plan = namespace[name]
-    if as_steps(plan) is None:
-        raise SystemExit(f"distilfn: {name!r} in {path} is a {type(plan).__name__}, not a task or plan")
+    plan = as_plan(namespace[name])
+    if plan is None:
+        raise SystemExit(f"distilfn: {name!r} in {path} is a {type(namespace[name]).__name__}, not a task or plan")
     return plan
 
 
@@ -69,27 +69,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan, args.plan_name)
     model = model_from_option(args.model, args.model_name)
     stats = RunStats()
-    out = plan.run_to(
+    result = plan.run_to(
         args.input, args.output, model,
         limit=args.limit, cache=_cache_option(args), max_concurrency=args.max_concurrency,
-        progress=False if args.quiet else None, summary=False, stats=stats, resume=not args.restart,
-        chunk_rows=args.chunk_rows,
+        progress=False if args.quiet else None, summary=False, stats=stats, restart=args.restart,
+        chunk_rows=args.chunk_rows, warn_failures=False,
     )
-    if not args.quiet:
+    if result.already_complete:
+        print(f"distilfn: {result.path} is already complete ({result.rows_out} rows); pass --restart to run it again", file=sys.stderr)
+    elif not args.quiet:
         from rich.console import Console
 
         Console(stderr=True).print(summary_table(stats))
-    print(out)
+    print(result.path)
+    if result.failed:
+        again = " ".join(["distilfn", *(_quote(a) for a in sys.argv[1:] if a != "--restart")]) if sys.argv[1:] else "the same command"
+        print(
+            f"distilfn: {result.failed} of {result.rows_in} input rows failed (their errors are in the meta.<step> columns); "
+            f"run the same command again to retry them: {again}",
+            file=sys.stderr,
+        )
+        return 0 if args.allow_failures else 1
     return 0
 
 
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
-    from distilfn.io import scan_input
-    from distilfn.preview import preview_plan
+    from distilfn.inputs import scan_input
 
     plan = load_plan(args.plan, args.plan_name)
     data = scan_input(args.input).head(args.rows).collect() if args.input else None
-    print(preview_plan(plan, data, rows=args.rows))
+    print(plan.preview(data, rows=args.rows))
     return 0
 
 
@@ -116,10 +131,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = plan.run_to(
         data, args.output, model,
         params={"max_tokens": args.max_tokens, "temperature": 0.7}, cache=_cache_option(args),
-        progress=None, summary=False, stats=stats, resume=False,
+        progress=None, summary=False, stats=stats, restart=True, warn_failures=False,
     )
     console.print(summary_table(stats))
-    frame = pl.read_parquet(out) if str(out).endswith(".parquet") else pl.read_ndjson(out)
+    frame = out.read()
     shown = [c for c in ("instruction", "evolved_instruction", "generations", "ratings") if c in frame.columns]
     with pl.Config(fmt_str_lengths=60, tbl_width_chars=160, fmt_table_cell_list_len=4):
         print(frame.select(shown))
@@ -166,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, help="only the first N input rows")
     run.add_argument("--max-concurrency", type=int, help="requests in flight (default: 64)")
     run.add_argument("--chunk-rows", type=int, default=1000, help="rows per written chunk (default: 1000)")
-    run.add_argument("--restart", action="store_true", help="ignore finished rows in --output and start over")
+    run.add_argument("--restart", action="store_true", help="ignore what an earlier run of --output finished and start over")
+    run.add_argument("--allow-failures", action="store_true", help="exit 0 even when some rows failed (they keep their errors)")
     run.add_argument("--plan-name", default="plan", help="the variable to run (default: plan)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress display or summary")
     run.set_defaults(func=cmd_run)
@@ -195,13 +211,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``distilfn`` console script."""
+    """Entry point of the ``distilfn`` console script: one line, not a traceback, when something is wrong."""
+    from distilfn.errors import DistilfnError, RunInterrupted
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except RunInterrupted as exc:
+        print(f"distilfn: {exc}", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("distilfn: interrupted; re-run the same command to resume", file=sys.stderr)
+        print("distilfn: interrupted; the finished rows are saved: run the same command again to resume", file=sys.stderr)
         return 130
+    except (DistilfnError, FileNotFoundError, ValueError) as exc:
+        if os.environ.get("DISTILFN_DEBUG"):
+            raise
+        print(f"distilfn: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

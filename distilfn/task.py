@@ -261,9 +261,17 @@ class Task(Step, frozen=True, kw_only=True):
         """Run this task alone streaming rows to ``out``; see :meth:`distilfn.plan.Plan.run_to`."""
         return self.as_plan().run_to(data, out, model, **options)
 
+    def retry_failed(self, data: Any, model: Any = None, **options: Any) -> pl.DataFrame:
+        """Re-run with the cache, re-sending failures; see :meth:`distilfn.plan.Plan.retry_failed`."""
+        return self.as_plan().retry_failed(data, model, **options)
+
     def explain(self, columns: Any = ()) -> str:
         """The outline of this task as a plan, resolved against ``columns``."""
         return self.as_plan().explain(columns)
+
+    def validate(self, columns: Any, **options: Any) -> Any:
+        """Check this task against a frame's columns; see :meth:`distilfn.plan.Plan.validate`."""
+        return self.as_plan().validate(columns, **options)
 
 
 @lru_cache(maxsize=1024)

@@ -11,13 +11,14 @@ import textwrap
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distilfn.run.cache import (
     CACHE_FILENAME,
-    CachedAnswer,
+    Answer,
     RequestCache,
     clear_cache,
     default_cache_dir,
@@ -95,14 +96,14 @@ def writer(request):
 
 def test_put_get_len_clear(tmp_path, writer):
     with RequestCache(tmp_path / "c.sqlite", writer=writer) as cache:
-        answer = CachedAnswer(text="Plants turn light into sugar.", model_name="qwen", input_tokens=12, output_tokens=7)
+        answer = Answer(text="Plants turn light into sugar.", model_name="qwen", input_tokens=12, output_tokens=7)
         cache.put("k1", answer)
-        cache.put("k1", CachedAnswer(text="a later answer"))  # first answer wins
-        cache.put_many({"k2": CachedAnswer(text="two"), "k3": CachedAnswer(text="three")})
-        assert cache.get("k1") == answer
+        cache.put("k1", Answer(text="a later answer"))  # first answer wins
+        cache.put_many({"k2": Answer(text="two"), "k3": Answer(text="three")})
+        assert cache.get("k1") == msgspec.structs.replace(answer, cached=True)  # what comes back says it was cached
         assert cache.get("nope") is None
         assert "k2" in cache and "nope" not in cache
-        assert cache.get_many(["k3", "nope", "k1", "k3"]) == {"k3": CachedAnswer(text="three"), "k1": answer}
+        assert cache.get_many(["k3", "nope", "k1", "k3"]) == {"k3": Answer(text="three", cached=True), "k1": msgspec.structs.replace(answer, cached=True)}
         assert len(cache) == 3
         assert cache.clear() == 3
         assert len(cache) == 0
@@ -113,29 +114,29 @@ def test_put_get_len_clear(tmp_path, writer):
 
 def test_get_many_of_many_keys(tmp_path, writer):
     with RequestCache(tmp_path / "c.sqlite", writer=writer) as cache:
-        cache.put_many({f"k{i}": CachedAnswer(text=str(i)) for i in range(2500)})
+        cache.put_many({f"k{i}": Answer(text=str(i)) for i in range(2500)})
         got = cache.get_many([f"k{i}" for i in range(0, 3000, 3)])
         assert {k: v.text for k, v in got.items()} == {f"k{i}": str(i) for i in range(0, 2500, 3)}
 
 
 def test_answers_are_visible_to_another_connection_once_committed(tmp_path, writer):
     with RequestCache(tmp_path / "c.sqlite", writer=writer) as w, RequestCache(tmp_path / "c.sqlite") as reader:
-        w.put("k", CachedAnswer(text="hello"))
+        w.put("k", Answer(text="hello"))
         w.flush()
-        assert reader.get("k") == CachedAnswer(text="hello")
+        assert reader.get("k") == Answer(text="hello", cached=True)
 
 
 def test_background_writer_serves_queued_answers_and_commits_on_close(tmp_path):
     cache = RequestCache(tmp_path / "c.sqlite", writer="background")
-    answers = {f"k{i}": CachedAnswer(text=f"t{i}") for i in range(3000)}
+    answers = {f"k{i}": Answer(text=f"t{i}") for i in range(3000)}
     for k, a in answers.items():
         cache.put(k, a)
-        assert cache.get(k) == a  # seen at once, committed or not
+        assert cache.get(k) == msgspec.structs.replace(a, cached=True)  # seen at once, committed or not
     cache.close()
     with pytest.raises(RuntimeError, match="is closed"):
-        cache.put("x", CachedAnswer(text="late"))
+        cache.put("x", Answer(text="late"))
     with RequestCache(tmp_path / "c.sqlite") as reopened:
-        assert reopened.get_many(answers) == answers
+        assert reopened.get_many(answers) == {k: msgspec.structs.replace(a, cached=True) for k, a in answers.items()}
 
 
 def test_writer_option_is_checked(tmp_path):
@@ -147,7 +148,7 @@ def test_concurrent_puts_from_threads(tmp_path, writer):
     with RequestCache(tmp_path / "c.sqlite", writer=writer) as cache:
         def work(t):
             for i in range(200):
-                cache.put(f"{t}-{i}", CachedAnswer(text=f"{t}:{i}"))
+                cache.put(f"{t}-{i}", Answer(text=f"{t}:{i}"))
                 cache.get(f"{t}-{i // 2}")
         threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
         for th in threads:
@@ -172,7 +173,7 @@ def test_cache_files_never_contain_the_api_key(tmp_path, writer):
     cache = RequestCache(path, writer=writer)
     for i in range(50):
         k = key(params=params, n_index=i)
-        cache.put(k, CachedAnswer(text=f"answer {i}", model_name="qwen"))
+        cache.put(k, Answer(text=f"answer {i}", model_name="qwen"))
     cache.flush()
     files = [p for p in tmp_path.iterdir() if p.name.startswith("c.sqlite")]
     assert any(p.name.endswith("-wal") for p in files)  # checked while the log holds the writes
@@ -188,11 +189,11 @@ def test_cache_files_never_contain_the_api_key(tmp_path, writer):
 WRITER = textwrap.dedent(
     """
     import sys
-    from distilfn.run.cache import RequestCache, CachedAnswer
+    from distilfn.run.cache import RequestCache, Answer
     cache = RequestCache(sys.argv[1], writer=sys.argv[2])
     i = 0
     while True:
-        cache.put(f"key-{i}", CachedAnswer(text=f"answer {i} " + "x" * (i % 5000), input_tokens=i))
+        cache.put(f"key-{i}", Answer(text=f"answer {i} " + "x" * (i % 5000), input_tokens=i))
         i += 1
         if i == 3000:
             cache.flush()
@@ -220,7 +221,7 @@ def test_cache_survives_kill_9_of_a_writer(tmp_path, writer):
         for i in range(n):
             assert got[f"key-{i}"].text == f"answer {i} " + "x" * (i % 5000)
             assert got[f"key-{i}"].input_tokens == i
-        cache.put("after", CachedAnswer(text="still writable"))
+        cache.put("after", Answer(text="still writable"))
         assert cache.get("after").text == "still writable"
 
 
@@ -257,10 +258,10 @@ def test_clear_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("DISTILFN_CACHE_DIR", str(tmp_path))
     assert clear_cache() == 0  # nothing there yet
     with open_cache(None) as cache:
-        cache.put_many({"a": CachedAnswer(text="1"), "b": CachedAnswer(text="2")})
+        cache.put_many({"a": Answer(text="1"), "b": Answer(text="2")})
     assert clear_cache() == 2
     with open_cache(tmp_path / "other") as cache:
-        cache.put("a", CachedAnswer(text="1"))
+        cache.put("a", Answer(text="1"))
     assert clear_cache(tmp_path / "other") == 1
     with open_cache(tmp_path / "other") as cache:
         assert len(cache) == 0

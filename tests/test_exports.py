@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distilfn.exports import preference_pairs, sft_rows, to_hf_dataset, write_pairs
-from distilfn.io import read_input
+from distilfn.inputs import read_input
 
 UF = pl.DataFrame(
     {

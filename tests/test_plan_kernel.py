@@ -66,7 +66,7 @@ def test_task_read_never_raises_and_reports_missing_columns():
     assert "boom" in parsed.error
     partial = task(name="t", inputs=["q"], outputs=["a", "b"], render=lambda r: [], parse=lambda s: {"a": s})
     assert partial.read("x").error == "could not read 'b'"
-    explicit = task(name="t", inputs=["q"], outputs=["a"], render=lambda r: [], parse=lambda s: Parsed(values={"a": 1}, error="half"))
+    explicit = task(name="t", inputs=["q"], outputs={"a": int}, render=lambda r: [], parse=lambda s: Parsed(values={"a": 1}, error="half"))
     assert explicit.read("x") == Parsed(values={"a": 1}, error="half")
 
 
@@ -222,7 +222,7 @@ def test_model_accepting_n_gets_one_request_for_all_samples():
 
 def test_map_filter_rename_select():
     plan = (
-        map_rows(lambda r: {"length": len(r["q"])}, outputs=["length"], inputs=["q"], name="length")
+        map_rows(lambda r: {"length": len(r["q"])}, outputs={"length": int}, inputs=["q"], name="length")
         >> filter_rows(lambda r: r["length"] > 10, inputs=["length"], name="long")
         >> rename(q="question")
         >> select("question", "length")
@@ -249,7 +249,7 @@ def test_model_exception_and_parse_failure_keep_their_rows():
     def parse_int(text):
         return {"n": int(text)} if text.isdigit() else Parsed(values={"n": None}, error=f"not a number: {text!r}")
 
-    t = task(name="num", inputs=["q"], outputs=["n"], render=lambda r: [{"role": "user", "content": r["q"]}], parse=parse_int)
+    t = task(name="num", inputs=["q"], outputs={"n": int}, render=lambda r: [{"role": "user", "content": r["q"]}], parse=parse_int)
     plan = t >> echo_task("after", "n", "m")
     out = plan.run(pl.DataFrame({"q": ["question 0", "question 1", "question 2"]}), model=flaky)
     assert out.height == 3

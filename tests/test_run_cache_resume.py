@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from distilfn import Parsed, fanout, group, task
+from distilfn import Parsed, fanout, group, read_output, task
 from distilfn.errors import AuthenticationError
 from distilfn.models import FunctionModel
 
@@ -14,7 +14,7 @@ def numbered(name="num", parse=None):
     return task(
         name=name,
         inputs=["q"],
-        outputs=["n"],
+        outputs={"n": int},
         render=lambda row: [{"role": "user", "content": row["q"]}],
         parse=parse or (lambda text: {"n": int(text)} if text.strip().isdigit() else Parsed(values={"n": None}, error="not a number")),
     )
@@ -100,7 +100,7 @@ def test_run_to_streams_rows_in_input_order_and_resumes(tmp_path, suffix):
     fn = Scripted()
     model = FunctionModel(fn, identity="s")
     numbered().run_to(source, out, model=model, chunk_rows=7, cache=False)
-    result = pl.read_parquet(out) if suffix == ".parquet" else pl.read_ndjson(out)
+    result = read_output(out)
     assert result["q"].to_list() == frame(50)["q"].to_list()
     assert result["n"].to_list() == list(range(1, 51))
     assert "__distilfn_row" not in result.columns
@@ -120,12 +120,12 @@ def test_run_to_limit_and_failure_keep_what_finished(tmp_path):
 
     with pytest.raises(AuthenticationError):
         numbered().run_to(frame(100), out, model=FunctionModel(dies_midway, threaded=False), chunk_rows=5, max_concurrency=2, cache=False)
-    from distilfn.io import read_finished
+    from distilfn.output import finished_rows
 
-    finished = read_finished(out)
-    assert finished is not None and 0 < finished.height <= 31
+    finished = finished_rows(out)
+    assert 0 < finished <= 31
     ok = Scripted(answer=lambda text: "1")
     numbered().run_to(frame(100), out, model=ok, cache=False)
     result = pl.read_parquet(out)
     assert result.height == 100 and result["q"].to_list() == frame(100)["q"].to_list()
-    assert ok.calls == 100 - finished.height
+    assert ok.calls == 100 - finished

@@ -14,9 +14,9 @@ from pathlib import Path
 import polars as pl
 
 from distilfn.output.manifest import atomic_write
-from distilfn.output.stream import IncompleteOutputWarning, StreamedOutput, manifest_path, parts_dir, read_output
+from distilfn.output.stream import IncompleteOutputWarning, StreamedOutput, finished_rows, manifest_path, parts_dir, read_output
 
-__all__ = ["write_frame", "read_output", "StreamedOutput", "IncompleteOutputWarning", "parts_dir", "manifest_path"]
+__all__ = ["write_frame", "read_output", "finished_rows", "StreamedOutput", "IncompleteOutputWarning", "parts_dir", "manifest_path"]
 
 
 def write_frame(df: pl.DataFrame, path: str | os.PathLike[str]) -> Path:

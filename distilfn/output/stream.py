@@ -44,7 +44,16 @@ from distilfn.output.manifest import (
     run_lengths,
 )
 
-__all__ = ["StreamedOutput", "Resume", "IncompleteOutputWarning", "parts_dir", "manifest_path", "output_format", "read_output"]
+__all__ = [
+    "StreamedOutput",
+    "Resume",
+    "IncompleteOutputWarning",
+    "parts_dir",
+    "manifest_path",
+    "output_format",
+    "read_output",
+    "finished_rows",
+]
 
 _FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _RESTART = "pass restart=True (distilfn run --restart) to start over; cached answers make that cheap"
@@ -366,6 +375,25 @@ def _plan_change(old: list[str], new: list[str]) -> str:
 
 def _short(line: str, size: int = 160) -> str:
     return line if len(line) <= size else line[: size - 3] + "..."
+
+
+def finished_rows(path: str | os.PathLike[str]) -> int:
+    """How many input rows of the output at ``path`` are finished without error (0 if none).
+
+    Works on an output still being written (or stopped midway) and on a finished one.
+    """
+    p = Path(path).expanduser()
+    header_file = parts_dir(p) / "manifest.json"
+    if header_file.is_file():
+        header = msgspec.json.decode(header_file.read_bytes(), type=Header)
+        output = StreamedOutput(p, header=header)
+        output.chunks = output._load_chunks()
+        return int(output._done().sum())
+    manifest = manifest_path(p)
+    if manifest.is_file():
+        final = msgspec.json.decode(manifest.read_bytes(), type=Final)
+        return final.header.input_rows - len(final.failed)
+    return 0
 
 
 def read_output(path: str | os.PathLike[str]) -> pl.DataFrame:

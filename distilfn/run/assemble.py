@@ -27,8 +27,9 @@ def gathered_columns(compiled: Compiled) -> list[str]:
 class Sources:
     """Input rows kept until their outputs are assembled: frames by their first row's index."""
 
-    def __init__(self, columns: Sequence[str]):
+    def __init__(self, columns: Sequence[str], schema: pl.Schema):
         self.columns = list(columns)
+        self._empty = pl.DataFrame(schema={c: schema[c] for c in self.columns})
         self._offsets: list[int] = []
         self._frames: list[pl.DataFrame] = []
         self._left: list[int] = []
@@ -36,7 +37,7 @@ class Sources:
     @classmethod
     def of(cls, frame: pl.DataFrame, columns: Sequence[str]) -> Sources:
         """All rows of one in-memory frame."""
-        sources = cls(columns)
+        sources = cls(columns, frame.schema)
         sources.add(0, frame, frame.height)
         return sources
 
@@ -51,6 +52,8 @@ class Sources:
         """The kept input columns of rows ``index``, in that order."""
         if not self.columns:
             return pl.DataFrame(height=len(index))
+        if len(index) == 0:
+            return self._empty
         idx = np.asarray(index, dtype=np.int64)
         if len(self._frames) == 1:
             return self._frames[0][pl.Series(idx - self._offsets[0])]
@@ -60,7 +63,7 @@ class Sources:
         for batch in np.unique(which):
             local = idx[which == batch] - self._offsets[batch]
             pieces.append(self._frames[batch][pl.Series(local)])
-        combined = pl.concat(pieces, how="vertical") if pieces else self._frames[0].clear()
+        combined = pl.concat(pieces, how="vertical")
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
         return combined[pl.Series(inverse)]

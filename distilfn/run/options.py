@@ -101,11 +101,14 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             msg = f"unknown run option {unknown[0]!r}{hint}; the options are: {', '.join(sorted(fields))}"
             raise TypeError(msg)
-        defaults = cls()
-        options = {k: v for k, v in options.items() if v is not None or getattr(defaults, k) is None}
+        options = {k: v for k, v in options.items() if v is not None or k not in _NOT_NONE}
         if not options:
             return base
         return cls(**{**msgspec.structs.asdict(base), **options})
+
+
+_NOT_NONE = frozenset({"max_concurrency", "retry_failed", "params", "chunk_rows", "restart", "warn_failures"})
+"""Options for which None means "the default" (e.g. a CLI flag that was not given)."""
 
 
 def _whole(value: Any, name: str, *, minimum: int) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
-import msgspec
 import polars as pl
 
 __all__ = ["RunResult", "RowsFailedWarning", "warn_failed"]
@@ -15,25 +15,33 @@ class RowsFailedWarning(UserWarning):
     """Some input rows ended with an error (their outputs are null, the error is in ``meta.*``)."""
 
 
-class RunResult(msgspec.Struct, frozen=True, kw_only=True):
-    """A finished ``run_to``: the output path and the counts. Path-like, so ``pl.read_parquet(result)`` works.
+class RunResult(type(Path())):  # a Path: pl.read_parquet(result) and open(result) work
+    """A finished ``run_to``: the output's path, with the counts of the run.
 
     ``failed`` is the number of input rows with an error in their outputs; running the
-    same call again re-sends exactly their failed requests.
+    same call again re-sends exactly their failed requests. ``already_complete`` says
+    the output was finished by an earlier run and nothing was done.
     """
 
-    path: Path
     rows_in: int
     rows_out: int
     failed: int
-    requests: int = 0
-    already_complete: bool = False
+    requests: int
+    already_complete: bool
 
-    def __fspath__(self) -> str:
-        return str(self.path)
+    @classmethod
+    def of(cls, path: Path, *, rows_in: int, rows_out: int, failed: int, requests: int = 0,
+           already_complete: bool = False) -> RunResult:
+        """The result for ``path`` with its counts."""
+        result = cls(path)
+        result.rows_in, result.rows_out, result.failed = rows_in, rows_out, failed
+        result.requests, result.already_complete = requests, already_complete
+        return result
 
-    def __str__(self) -> str:
-        return str(self.path)
+    @property
+    def path(self) -> Path:
+        """The output file as a plain Path."""
+        return Path(self)
 
     def read(self) -> pl.DataFrame:
         """The output as the exact frame ``run`` returns (see :func:`distilfn.output.read_output`)."""
@@ -42,12 +50,21 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
         return read_output(self.path)
 
 
-def warn_failed(failed: int, total: int, *, again: str, stacklevel: int = 4) -> None:
+def _caller_level() -> int:
+    """The stack level of the first caller outside distilfn (for warnings)."""
+    package = str(Path(__file__).resolve().parent.parent)
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn_failed(failed: int, total: int, *, again: str) -> None:
     """Warn that ``failed`` of ``total`` input rows failed, and how to retry them."""
     if failed:
         warnings.warn(
             f"{failed} of {total} input rows failed; the errors are in the meta.<step> columns' 'error' field. "
             f"{again}",
             RowsFailedWarning,
-            stacklevel=stacklevel,
+            stacklevel=_caller_level(),
         )

@@ -52,12 +52,18 @@ def sync(coro_fn: Any, *args: Any) -> Any:
 
 def run_plan(plan: Plan, data: Any, model: Any, options: RunOptions) -> pl.DataFrame:
     """Run ``plan`` and return the output frame; see :func:`arun_plan`."""
-    return sync(arun_plan, plan, data, model, options)
+    out, failed, total = sync(_run, plan, data, model, options)
+    if options.warn_failures:
+        warn_failed(failed, total, again=_AGAIN)
+    return out
 
 
 def run_plan_to(plan: Plan, data: Any, out: Any, model: Any, options: RunOptions) -> RunResult:
     """Run ``plan`` streaming finished rows to ``out``; see :func:`arun_plan_to`."""
-    return sync(arun_plan_to, plan, data, out, model, options)
+    result = sync(_run_to, plan, data, out, model, options)
+    if options.warn_failures:
+        warn_failed(result.failed, result.rows_in, again=_AGAIN)
+    return result
 
 
 class Session:
@@ -120,6 +126,13 @@ async def arun_plan(plan: Plan, data: Any, model: Any, options: RunOptions) -> p
     filters drop on purpose); a row that failed keeps its error in ``meta.<step>``, and
     a :class:`~distilfn.run.result.RowsFailedWarning` says how many.
     """
+    out, failed, total = await _run(plan, data, model, options)
+    if options.warn_failures:
+        warn_failed(failed, total, again=_AGAIN)
+    return out
+
+
+async def _run(plan: Plan, data: Any, model: Any, options: RunOptions) -> tuple[pl.DataFrame, int, int]:
     frame = as_frame(data)
     if options.limit is not None:
         frame = frame.head(options.limit)
@@ -134,9 +147,7 @@ async def arun_plan(plan: Plan, data: Any, model: Any, options: RunOptions) -> p
             await session.interpreter.run(_rows(frame, compiled.reads, 0, None), on_done)
     rows = [(i, units) for i, units in enumerate(finished) if units is not None]
     out, _ = assemble(compiled, rows, Sources.of(frame, gathered_columns(compiled)))
-    if options.warn_failures:
-        warn_failed(session.stats.rows_failed, frame.height, again=_AGAIN)
-    return out
+    return out, session.stats.rows_failed, frame.height
 
 
 class _ChunkWriter:
@@ -198,6 +209,13 @@ async def arun_plan_to(plan: Plan, data: Any, out: Any, model: Any, options: Run
     once. The final file is in input order and reads back, with
     :func:`distilfn.output.read_output`, as the frame ``run`` would return.
     """
+    result = await _run_to(plan, data, out, model, options)
+    if options.warn_failures:
+        warn_failed(result.failed, result.rows_in, again=_AGAIN)
+    return result
+
+
+async def _run_to(plan: Plan, data: Any, out: Any, model: Any, options: RunOptions) -> RunResult:
     lazy = as_lazy(data)
     if options.limit is not None:
         lazy = lazy.head(options.limit)
@@ -220,9 +238,9 @@ async def arun_plan_to(plan: Plan, data: Any, out: Any, model: Any, options: Run
         if resume.complete:
             final = resume.final
             assert final is not None
-            return RunResult(path=path, rows_in=fingerprint.rows, rows_out=final.rows, failed=0, already_complete=True)
+            return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=0, already_complete=True)
         done = resume.done
-        sources = Sources(gathered_columns(compiled))
+        sources = Sources(gathered_columns(compiled), lazy.collect_schema())
         writer = _ChunkWriter(output, compiled, sources, options.chunk_rows)
 
         def todo() -> Iterator[tuple[int, dict[str, Any]]]:
@@ -249,9 +267,4 @@ async def arun_plan_to(plan: Plan, data: Any, out: Any, model: Any, options: Run
                 raise
             writer.flush()
         final = output.finalize()
-    result = RunResult(
-        path=path, rows_in=fingerprint.rows, rows_out=final.rows, failed=len(final.failed), requests=session.stats.requests
-    )
-    if options.warn_failures:
-        warn_failed(result.failed, fingerprint.rows, again=_AGAIN)
-    return result
+    return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=len(final.failed), requests=session.stats.requests)
