@@ -202,7 +202,7 @@ class Task(Step, frozen=True, kw_only=True):
                 try:
                     value = check(value)
                 except StoreError as exc:
-                    errors.append(f"column {column!r} cannot store the value: {exc}{_type_hint(self, name)}")
+                    errors.append(f"column {column!r} cannot store the value: {exc}{_type_hint(self, name, value)}")
                     value = None
             if value is None:
                 missing.append(column)
@@ -293,10 +293,24 @@ def _checks(t: Task) -> tuple[Any, ...]:
     return tuple(checker(d) for d in _dtypes(t))
 
 
-def _type_hint(t: Task, name: str) -> str:
+def _type_hint(t: Task, name: str, value: Any) -> str:
     if name in t.output_types:
         return ""
-    return f" (undeclared outputs are strings: declare the type, e.g. outputs={{{name!r}: int}})"
+    return f" (undeclared outputs are strings: declare the type, e.g. outputs={{{name!r}: {_guess(value)}}})"
+
+
+def _guess(value: Any) -> str:
+    """A type annotation that would hold ``value``, for error hints.
+
+    >>> _guess([1, 2]), _guess(3.5), _guess({"a": 1})
+    ('list[int]', 'float', 'a msgspec Struct')
+    """
+    if isinstance(value, list | tuple):
+        inner = {_guess(v) for v in value if v is not None}
+        return f"list[{inner.pop() if len(inner) == 1 else 'str'}]"
+    if isinstance(value, dict):
+        return "a msgspec Struct"
+    return type(value).__name__ if isinstance(value, bool | int | float | str) else "str"
 
 
 def _strip_code_fence(text: str) -> str:
