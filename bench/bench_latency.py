@@ -147,7 +147,7 @@ CLIENTS = {
 
 
 def main() -> None:
-    from distilfn.fakeserver import FakeServerProcess
+    from distilfn.testing.fakeserver import FakeServerProcess
 
     frame = pl.DataFrame({"instruction": [f"question {i}: explain item {i}" for i in range(ROWS)]})
     ideal = CONCURRENCY / LATENCY

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from distilfn.fakeserver import FakeServer, FakeServerProcess, ReplyError, content_key, echo_reply
+from distilfn.testing.fakeserver import FakeServer, FakeServerProcess, ReplyError, content_key, echo_reply
 
 
 def chat(text: str) -> list[dict[str, str]]:
@@ -189,7 +189,7 @@ def test_sustains_300_requests_per_second_over_64_connections():
 
 def test_runs_as_a_separate_process():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "distilfn.fakeserver", "--port", "0", "--latency", "0.01", "--print-url"],
+        [sys.executable, "-m", "distilfn.testing.fakeserver", "--port", "0", "--latency", "0.01", "--print-url"],
         stdout=subprocess.PIPE,
         text=True,
     )

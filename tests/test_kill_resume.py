@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from distilfn.fakeserver import FakeServer
+from distilfn.testing.fakeserver import FakeServer
 
 PLAN = '''
 from distilfn import fanout, group, task

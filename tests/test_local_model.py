@@ -19,7 +19,7 @@ import httpx
 import msgspec
 import pytest
 
-from distilfn.fakeserver import FakeServer
+from distilfn.testing.fakeserver import FakeServer
 from distilfn.models import Generation
 from distilfn.models.default import default_model
 from distilfn.models.local import (

@@ -23,7 +23,7 @@ from distilfn.errors import (
     ServerError,
     TransportError,
 )
-from distilfn.fakeserver import FakeServer, FakeServerProcess, ReplyError, content_key, echo_reply
+from distilfn.testing.fakeserver import FakeServer, FakeServerProcess, ReplyError, content_key, echo_reply
 from distilfn.models import Generation, Model
 from distilfn.models._http_errors import parse_duration, retry_after_seconds, status_error
 from distilfn.models.openai import OpenAICompatible, openai_compatible

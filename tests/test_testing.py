@@ -14,7 +14,7 @@ from distilfn.testing import chats, check_parser, model_texts, rating_answers, r
 
 
 def _task(parse, outputs=("a",)):
-    return task(name="t", inputs=["q"], outputs=list(outputs), render=lambda r: [], parse=parse)
+    return task(name="t", inputs=["q"], outputs=outputs, render=lambda r: [], parse=parse)
 
 
 def test_check_parser_passes_a_careful_parser():
@@ -32,6 +32,12 @@ def test_check_parser_catches_a_parser_that_raises():
 def test_check_parser_catches_unstorable_values():
     with pytest.raises(AssertionError, match="cannot be stored"):
         check_parser(_task(lambda text: {"a": object()}), max_examples=5)
+
+
+def test_check_parser_catches_values_of_another_type_than_declared():
+    with pytest.raises(AssertionError, match="cannot be stored: column 'a' cannot store the value"):
+        check_parser(_task(lambda text: {"a": len(text)}), max_examples=5)  # undeclared: a string column
+    check_parser(_task(lambda text: {"a": len(text)}, outputs={"a": int}), max_examples=5)
 
 
 def test_check_parser_accepts_custom_texts():

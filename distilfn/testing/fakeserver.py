@@ -1,5 +1,7 @@
 """A small, real OpenAI-compatible HTTP server that injects faults, for tests and benchmarks.
 
+Needs ``httptools`` (the ``test`` extra).
+
 It speaks HTTP/1.1 with keep-alive (asyncio + httptools) on 127.0.0.1 and answers
 ``POST /v1/chat/completions`` (with ``n``, ``usage`` and ``model``), ``GET /v1/models``,
 ``GET /health`` and ``GET /stats`` (its counters as JSON). Faults are set at start or at
@@ -16,7 +18,7 @@ In a test::
 
 As a separate process (the first line printed is the base URL)::
 
-    python -m distilfn.fakeserver --port 0 --latency 0.05 --error-rate 0.1 --print-url
+    python -m distilfn.testing.fakeserver --port 0 --latency 0.05 --error-rate 0.1 --print-url
 
 or, from Python, ``with FakeServerProcess(latency=0.05) as srv: ...`` (same interface,
 counters read over HTTP), when the server must not share the client's CPU.
@@ -47,8 +49,14 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any, cast
 
-import httptools
 import msgspec
+
+from distilfn.testing._extra import missing_test_extra
+
+try:
+    import httptools
+except ImportError as exc:  # only without the test extra
+    raise missing_test_extra(__name__, "httptools") from exc
 
 __all__ = ["FakeServer", "FakeServerProcess", "FakeSettings", "ReplyError", "content_key", "echo_reply", "main"]
 
@@ -697,8 +705,8 @@ def _due(entry: tuple[float, _Connection, _Job]) -> float:
 
 
 class FakeServerProcess:
-    """A :class:`FakeServer` in a child process (``python -m distilfn.fakeserver``), so that
-    the server's CPU does not compete with the client's for one interpreter.
+    """A :class:`FakeServer` in a child process (``python -m distilfn.testing.fakeserver``),
+    so that the server's CPU does not compete with the client's for one interpreter.
 
     Keyword arguments are :class:`FakeSettings` fields. ``stats()`` and ``configure()``
     go over HTTP (``GET /stats``, ``POST /config``).
@@ -715,7 +723,7 @@ class FakeServerProcess:
 
     def start(self) -> FakeServerProcess:
         """Start the child and wait for it to print its URL."""
-        args = [sys.executable, "-m", "distilfn.fakeserver", "--port", "0", "--print-url"]
+        args = [sys.executable, "-m", "distilfn.testing.fakeserver", "--port", "0", "--print-url"]
         for name, value in msgspec.structs.asdict(self.settings).items():
             if value is not None:
                 args += [f"--{name.replace('_', '-')}", str(value)]
@@ -805,7 +813,7 @@ def _error(status: int, message: str, *, retry_after: float | None = None, kind:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the server in the foreground; ``--print-url`` prints the base URL first."""
-    parser = argparse.ArgumentParser(prog="python -m distilfn.fakeserver", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m distilfn.testing.fakeserver", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)

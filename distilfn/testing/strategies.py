@@ -1,47 +1,27 @@
-"""Testing helpers for users' own tasks: Hypothesis strategies, a parser check, a fake model.
+"""Hypothesis strategies for model text, chats, rows and well-formed rating answers.
 
-Needs ``hypothesis`` (the ``test`` extra). A parser test is one line::
+Needs ``hypothesis`` (the ``test`` extra)::
 
-    from distilfn.testing import check_parser
-
-    def test_my_parser_never_raises():
-        check_parser(my_task)
-
-and a plan runs offline with a scripted model::
-
-    model = scripted_model(lambda chat: "#### Output for Text 1\\nRating: 4\\nRationale: Fine.")
-    out = plan.run(df, model=model)
-    assert model.calls == len(df)
+    @given(model_texts())
+    def test_my_parser_reads_anything(text):
+        my_task.read(text)
 """
 
 from __future__ import annotations
 
-import itertools
-import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import msgspec
+from distilfn.testing._extra import missing_test_extra
 
 try:
-    from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
-except ImportError as exc:  # pragma: no cover - only without the test extra
-    msg = "distilfn.testing needs hypothesis: pip install 'distilfn[test]'"
-    raise ImportError(msg) from exc
+except ImportError as exc:  # only without the test extra
+    raise missing_test_extra(__name__, "hypothesis") from exc
 
 from distilfn._types import Chat
-from distilfn.task import Parsed, Task
 
-__all__ = [
-    "ScriptedModel",
-    "chats",
-    "check_parser",
-    "model_texts",
-    "rating_answers",
-    "rows",
-    "scripted_model",
-]
+__all__ = ["MARKERS", "chats", "model_texts", "rating_answers", "rows"]
 
 # Fragments that look like what judges write: layout markers, labels, numbers, markdown.
 MARKERS: tuple[str, ...] = (
@@ -236,106 +216,3 @@ def rating_answers(
     """
     counts = st.just(n) if n is not None else st.integers(min_value=1, max_value=6)
     return counts.flatmap(lambda k: _rating_answer(k, scale, types))
-
-
-def check_parser(
-    task: Task,
-    texts: st.SearchStrategy[str] | None = None,
-    *,
-    max_examples: int = 200,
-) -> None:
-    """Assert that ``task`` reads any text: no exception inside its parser, exactly its columns.
-
-    Runs a Hypothesis property over ``texts`` (default :func:`model_texts`): ``task.read``
-    returns a :class:`~distilfn.Parsed` whose values are exactly the task's output columns,
-    storable as JSON, and the parser itself did not raise (``Task.read`` would otherwise
-    record "parse failed"). Raises AssertionError with the failing text.
-
-    >>> from distilfn import task
-    >>> upper = task(name="upper", inputs=["q"], outputs=["a"], render=lambda r: [], parse=lambda t: {"a": t.upper()})
-    >>> check_parser(upper, max_examples=20)
-    """
-    strategy = texts if texts is not None else model_texts()
-    columns = set(task.output_columns)
-
-    def check(text: str | None) -> None:
-        parsed = task.read(text)
-        assert isinstance(parsed, Parsed), f"task {task.name!r} read {text!r} as {type(parsed).__name__}"
-        assert set(parsed.values) == columns, (
-            f"task {task.name!r} read {text!r} into columns {sorted(parsed.values)}, expected {sorted(columns)}"
-        )
-        assert not (parsed.error or "").startswith("parse failed"), (
-            f"the parser of task {task.name!r} raised on {text!r}: {parsed.error}"
-        )
-        try:
-            msgspec.json.encode(dict(parsed.values))
-        except (TypeError, OverflowError) as exc:
-            msg = f"task {task.name!r} read {text!r} into values that cannot be stored: {exc}"
-            raise AssertionError(msg) from exc
-
-    check(None)
-    check("")
-
-    @settings(
-        max_examples=max_examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
-    @given(strategy)
-    def property_(text: str) -> None:
-        check(text)
-
-    property_()
-
-
-class ScriptedModel:
-    """A plain-function model answering from a script, recording what it was asked.
-
-    Call it as ``model(chats, **params) -> list[str]``; ``calls`` counts the chats
-    answered and ``chats`` keeps them in order. Thread-safe.
-    """
-
-    def __init__(self, answer: Callable[[Chat], str] | Sequence[str], *, name: str = "scripted"):
-        if isinstance(answer, str) or not (callable(answer) or isinstance(answer, Sequence)):
-            msg = f"scripted_model: `answer` must be a function of the chat or a list of texts, got {answer!r}"
-            raise TypeError(msg)
-        if not callable(answer) and not answer:
-            msg = "scripted_model: `answer` is an empty list; give at least one text"
-            raise ValueError(msg)
-        self.__name__ = name
-        self.__qualname__ = f"scripted_model.{name}"
-        self.name = name
-        self._answer = answer
-        self._cycle = None if callable(answer) else itertools.cycle(list(answer))
-        self._lock = threading.Lock()
-        self.chats: list[Chat] = []
-
-    @property
-    def calls(self) -> int:
-        """The number of chats answered so far."""
-        return len(self.chats)
-
-    def __call__(self, chats: list[Chat], **params: Any) -> list[str]:
-        out = []
-        for chat in chats:
-            with self._lock:
-                self.chats.append(chat)
-                text = next(self._cycle) if self._cycle is not None else None
-            out.append(text if text is not None else self._answer(chat))  # type: ignore[operator]
-        return out
-
-    def __repr__(self) -> str:
-        return f"scripted_model(name={self.name!r}, calls={self.calls})"
-
-
-def scripted_model(answer: Callable[[Chat], str] | Sequence[str], *, name: str = "scripted") -> ScriptedModel:
-    """A fake model: ``answer(chat) -> str`` for each chat, or the texts of a list in turn (cycling).
-
-    >>> model = scripted_model(["yes", "no"])
-    >>> model([[{"role": "user", "content": "a"}]] * 3)
-    ['yes', 'no', 'yes']
-    >>> model.calls
-    3
-    """
-    return ScriptedModel(answer, name=name)
