@@ -126,7 +126,7 @@ def comparable(frame: pl.DataFrame) -> pl.DataFrame:
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=frames(max_rows=12), specs=plan_specs(max_steps=4), kill_after=st.integers(0, 30), chunk_rows=st.integers(1, 5))
 def test_a_sigkill_at_any_point_then_a_rerun_gives_the_uninterrupted_frame(data, specs, kill_after, chunk_rows):
-    from distilfn.fakeserver import FakeServer
+    from distilfn.testing.fakeserver import FakeServer
     from distilfn.models import openai_compatible
 
     plan, _ = build(specs)

@@ -295,7 +295,7 @@ def test_a_file_distilfn_did_not_write_is_not_overwritten(tmp_path):
 
 
 def test_rerunning_recomputes_rows_written_with_an_error(tmp_path):
-    from distilfn.fakeserver import FakeServer
+    from distilfn.testing.fakeserver import FakeServer
     from distilfn.models import openai_compatible
 
     out = tmp_path / "out.parquet"
@@ -338,7 +338,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def test_the_cli_exits_non_zero_when_rows_failed_and_says_how_to_retry(tmp_path):
-    from distilfn.fakeserver import FakeServer
+    from distilfn.testing.fakeserver import FakeServer
 
     (tmp_path / "plan.py").write_text(PLAN)
     pl.DataFrame({"q": ["a", "b"]}).write_ndjson(tmp_path / "in.jsonl")
