@@ -38,3 +38,16 @@ def isolated_cache_dir(tmp_path_factory):
         os.environ.pop("DISTILFN_CACHE_DIR", None)
     else:
         os.environ["DISTILFN_CACHE_DIR"] = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
+def offline_hub(tmp_path_factory):
+    """Hugging Face libraries stay offline and keep their caches in a temporary folder."""
+    previous = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HOME")}
+    os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path_factory.mktemp("hf-home")))
+    yield
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

