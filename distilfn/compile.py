@@ -348,7 +348,7 @@ def compile_steps(steps: Iterable[Step], scope: Scope) -> None:
     """Compile ``steps`` into ``scope`` in order, numbering them for messages."""
     for step in steps:
         scope.index += 1
-        step.compile(scope)
+        step.compile_into(scope)
 
 
 def schema_of(value: Any) -> pl.Schema | None:

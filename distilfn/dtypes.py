@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import polars as pl
 
-__all__ = ["dtype_of", "checker", "StoreError", "describe"]
+__all__ = ["dtype_of", "checker", "StoreError", "describe", "instance"]
 
 
 class StoreError(ValueError):
@@ -43,6 +43,23 @@ _SCALARS: dict[Any, pl.DataType] = {
 _SEQUENCES = (list, tuple, Sequence, typing.Sequence, set, frozenset)
 
 
+def instance(dtype: Any) -> pl.DataType:
+    """``dtype`` as an instance (nested dtypes may hold dtype classes such as ``pl.Int8``).
+
+    >>> instance(pl.Int8), instance(pl.List(pl.Int8)).inner
+    (Int8, Int8)
+    """
+    if isinstance(dtype, type):
+        dtype = dtype()
+    if isinstance(dtype, pl.List) and isinstance(dtype.inner, type):
+        return pl.List(instance(dtype.inner))
+    if isinstance(dtype, pl.Array) and isinstance(dtype.inner, type):
+        return pl.Array(instance(dtype.inner), dtype.shape)
+    if isinstance(dtype, pl.Struct) and any(isinstance(f.dtype, type) for f in dtype.fields):
+        return pl.Struct({f.name: instance(f.dtype) for f in dtype.fields})
+    return dtype
+
+
 def dtype_of(tp: Any, *, where: str = "column") -> pl.DataType:
     """The Polars dtype for a declared column type.
 
@@ -56,7 +73,7 @@ def dtype_of(tp: Any, *, where: str = "column") -> pl.DataType:
     TypeError: column: cannot store values of type dict; declare str, int, float, bool, list[...], a msgspec Struct or a polars dtype
     """
     if isinstance(tp, pl.DataType):
-        return tp
+        return instance(tp)
     if isinstance(tp, type) and issubclass(tp, pl.DataType):
         try:
             return tp()
@@ -269,6 +286,7 @@ def checker(dtype: pl.DataType) -> Check:
 
 
 def _build(dtype: pl.DataType) -> Check:
+    dtype = instance(dtype)
     if isinstance(dtype, pl.String | pl.Categorical):
         return _check_str
     if isinstance(dtype, pl.Enum):

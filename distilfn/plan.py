@@ -28,7 +28,7 @@ __all__ = ["Step", "Plan", "then", "as_plan", "identity"]
 class Step(msgspec.Struct, frozen=True, kw_only=True):
     """Base of every step (tasks and operators): chains with ``>>`` into a :class:`Plan`."""
 
-    def compile(self, scope: Scope) -> None:
+    def compile_into(self, scope: Scope) -> None:
         """Check this step against ``scope`` and add its nodes to the tree being built."""
         raise NotImplementedError
 

@@ -240,7 +240,11 @@ class Task(Step, frozen=True, kw_only=True):
                 row = {c: f"<{c}>" for c in (*self.input_columns, *self.optional_input_columns)}
         return format_chat(self.chat_for(row))
 
-    def compile(self, scope: Scope) -> None:
+    def compile(self, schema: Any) -> Any:
+        """This task as a plan compiled against ``schema``; see :meth:`distilfn.plan.Plan.compile`."""
+        return self.as_plan().compile(schema)
+
+    def compile_into(self, scope: Scope) -> None:
         """A task compiles to a model call (see :mod:`distilfn.steps.call`)."""
         from distilfn.steps.call import compile_task
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import polars as pl
 
+from distilfn.dtypes import instance
+
 __all__ = ["encode", "reading_dtype", "restore"]
 
 
 def _needs_encoding(dtype: pl.DataType) -> bool:
+    dtype = instance(dtype)
     if isinstance(dtype, pl.Duration | pl.Binary):
         return True
     if isinstance(dtype, pl.List | pl.Array):
@@ -25,6 +28,7 @@ def _needs_encoding(dtype: pl.DataType) -> bool:
 
 
 def _encode(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    dtype = instance(dtype)
     if isinstance(dtype, pl.Duration):
         return expr.cast(pl.Int64)
     if isinstance(dtype, pl.Binary):
@@ -50,6 +54,7 @@ def reading_dtype(dtype: pl.DataType) -> pl.DataType:
     >>> reading_dtype(pl.List(pl.Int8)), reading_dtype(pl.Date())
     (List(Int64), String)
     """
+    dtype = instance(dtype)
     if isinstance(dtype, pl.UInt64):
         return pl.UInt64()
     if dtype.is_integer() or isinstance(dtype, pl.Duration):
@@ -67,6 +72,7 @@ def reading_dtype(dtype: pl.DataType) -> pl.DataType:
 
 def restore(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """``expr`` (read as :func:`reading_dtype`) turned back into ``dtype``."""
+    dtype = instance(dtype)
     if isinstance(dtype, pl.Date):
         return expr.str.to_date("%Y-%m-%d")
     if isinstance(dtype, pl.Datetime):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from distilfn.dtypes import StoreError, checker
+from distilfn.dtypes import StoreError, checker, instance
 
 __all__ = ["build_column"]
 
@@ -47,6 +47,7 @@ def build_column(name: str, values: Sequence[Any], dtype: pl.DataType) -> tuple[
 
 
 def _build(values: Sequence[Any], dtype: pl.DataType) -> pl.Series:
+    dtype = instance(dtype)
     if isinstance(dtype, pl.List | pl.Array):
         return _lists(values, dtype)
     if isinstance(dtype, pl.Struct):
@@ -81,7 +82,7 @@ def _wrap(inner: pl.Series, lengths: np.ndarray, n: int) -> pl.Series:
         return pl.Series(values=[], dtype=dtype)
     if len(inner) == 0:
         return pl.repeat([], n, dtype=dtype, eager=True)
-    if (lengths == lengths[0]).all():
+    if (lengths == lengths[0]).all() and not isinstance(inner.dtype, pl.List | pl.Array):
         return inner.reshape((n, int(lengths[0]))).cast(dtype)
     reps = np.maximum(lengths, 1)
     row = np.repeat(np.arange(n), reps)

@@ -14,6 +14,7 @@ import polars as pl
 
 from distilfn.chat import format_chat
 from distilfn.compile import Scope
+from distilfn.dtypes import instance
 from distilfn.meta import MODEL_META, model_record
 from distilfn.tree import Context, Node, Unit
 
@@ -131,6 +132,7 @@ def placeholder(column: str, dtype: Any) -> Any:
     >>> placeholder("generation", pl.List(pl.String))
     ['<generation 1>', '<generation 2>']
     """
+    dtype = None if dtype is None else instance(dtype)
     if dtype is None or isinstance(dtype, pl.String | pl.Categorical | pl.Enum):
         return f"<{column}>"
     if isinstance(dtype, pl.List | pl.Array):

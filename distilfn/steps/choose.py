@@ -48,7 +48,7 @@ class Ensure(Step, frozen=True, kw_only=True, tag="ensure"):
     provider: tuple[Step, ...]
     otherwise: tuple[Step, ...] = ()
 
-    def compile(self, scope: Scope) -> None:
+    def compile_into(self, scope: Scope) -> None:
         scope.index -= 1
         if scope.known:
             missing = any(not scope.has(c) for c in self.columns)
@@ -69,7 +69,7 @@ class Prefer(Step, frozen=True, kw_only=True, tag="prefer"):
     task: Task
     alternatives: Mapping[str, tuple[str, ...]]
 
-    def compile(self, scope: Scope) -> None:
+    def compile_into(self, scope: Scope) -> None:
         t = self.task
         if not scope.known:
             shown = ", ".join("|".join(self.alternatives.get(n, (t.input_map.get(n, n),))) for n in t.inputs)

@@ -82,7 +82,7 @@ class Evolve(Step, frozen=True, kw_only=True, tag="evolve"):
     include_original: bool = False
     name: str | None = None
 
-    def compile(self, scope: Scope) -> None:
+    def compile_into(self, scope: Scope) -> None:
         t = self.task
         label = scope.label(self.name or t.name, role=t.role)
         call = call_for(t, scope, label=label, private=True)

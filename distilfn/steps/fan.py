@@ -114,7 +114,7 @@ class Fanout(Step, frozen=True, kw_only=True, tag="fanout"):
     body: tuple[Step, ...]
     n: int
 
-    def compile(self, scope: Scope) -> None:
+    def compile_into(self, scope: Scope) -> None:
         _fan(scope, self.n, shown=f"fanout x{self.n}")
         scope.index -= 1
         compile_steps(self.body, scope)
@@ -129,7 +129,7 @@ class Explode(Step, frozen=True, kw_only=True, tag="explode"):
     column: str
     into: str
 
-    def compile(self, scope: Scope) -> None:
+    def compile_into(self, scope: Scope) -> None:
         (listed,) = scope.need("explode", [self.column])
         dtype = listed.dtype
         if dtype is not None and not isinstance(dtype, pl.List | pl.Array):
@@ -152,7 +152,7 @@ class Group(Step, frozen=True, kw_only=True, tag="group"):
 
     names: Mapping[str, str] = {}
 
-    def compile(self, scope: Scope) -> None:
+    def compile_into(self, scope: Scope) -> None:
         scope.close_fan(self.names)
 
     def expr(self) -> str:

@@ -29,7 +29,7 @@ class Rename(Step, frozen=True, kw_only=True, tag="rename"):
 
     mapping: Mapping[str, str]
 
-    def compile(self, scope: Scope) -> None:
+    def compile_into(self, scope: Scope) -> None:
         scope.rename(self.mapping)
         scope.emit(Reshape(shown="rename  " + ", ".join(f"{k} -> {v}" for k, v in self.mapping.items())))
 
@@ -42,7 +42,7 @@ class Select(Step, frozen=True, kw_only=True, tag="select"):
 
     columns: tuple[str, ...]
 
-    def compile(self, scope: Scope) -> None:
+    def compile_into(self, scope: Scope) -> None:
         scope.keep(self.columns)
         scope.emit(Reshape(shown="select  " + ", ".join(self.columns)))
 

@@ -7,6 +7,7 @@ step failed for, so failures are never filtered away.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -111,7 +112,7 @@ class MapRows(Step, frozen=True, kw_only=True, tag="map"):
     inputs: tuple[str, ...] = ()
     name: str = "map"
 
-    def compile(self, scope: Scope) -> None:
+    def compile_into(self, scope: Scope) -> None:
         view = _view(scope, self.name, self.inputs)
         label = scope.label(self.name)
         writes = []
@@ -139,7 +140,7 @@ class FilterRows(Step, frozen=True, kw_only=True, tag="filter"):
     inputs: tuple[str, ...] = ()
     name: str = "filter"
 
-    def compile(self, scope: Scope) -> None:
+    def compile_into(self, scope: Scope) -> None:
         view = _view(scope, self.name, self.inputs)
         label = scope.label(self.name)
         meta = scope.add_meta(label, ROW_META)
@@ -151,7 +152,13 @@ class FilterRows(Step, frozen=True, kw_only=True, tag="filter"):
 
 
 def _qualname(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    """What identifies a row function in a fingerprint: its qualified name, and for a
+    ``functools.partial`` the arguments it binds."""
+    if isinstance(fn, functools.partial):
+        bound = [repr(a) for a in fn.args] + [f"{k}={v!r}" for k, v in sorted(fn.keywords.items())]
+        return f"{_qualname(fn.func)}({', '.join(bound)})"
+    module = getattr(fn, "__module__", None) or type(fn).__module__
+    return f"{module}.{getattr(fn, '__qualname__', None) or type(fn).__qualname__}"
 
 
 def _fn_name(fn: Any, default: str) -> str:
