@@ -78,7 +78,7 @@ def fast(url, **options) -> OpenAICompatible:
 def test_speaks_the_model_protocol(server):
     model = fast(server.url)
     assert isinstance(model, Model)
-    assert model.name == "requested-model" and model.supports_n and model.max_concurrency == 64
+    assert model.name == "requested-model" and model.supports_n and model.max_concurrency is None
 
 
 def test_happy_path_texts_usage_and_served_model():
@@ -277,6 +277,44 @@ def test_plan_at_50_ms_latency_reaches_max_concurrency_in_flight():
     assert stats["mean_in_flight"] >= 24, stats["mean_in_flight"]
 
 
+def echo_task():
+    from distilfn import task
+
+    return task(name="echo", inputs=["q"], outputs=["a"], render=lambda r: [{"role": "user", "content": r["q"]}],
+                parse=lambda text: {"a": text})
+
+
+def questions(k: int):
+    import polars as pl
+
+    return pl.DataFrame({"q": [f"q{i}" for i in range(k)]})
+
+
+def test_by_default_the_runs_max_concurrency_governs(capsys):
+    """No cap of its own (no semaphore, no connection limit): 128 in flight, server-counted.
+
+    1 s of latency: the client sends 128 requests long before the first answer lands, so
+    the count cannot depend on how busy the machine is.
+    """
+    with FakeServer(latency=1.0) as srv:
+        default = openai_compatible(srv.url, model="m")
+        out = echo_task().run(questions(200), model=default, max_concurrency=128, cache=False)
+        stats = srv.stats()
+    assert out["a"].null_count() == 0 and stats["ok"] == 200
+    assert stats["max_in_flight"] == 128
+    assert default.max_concurrency is None and "takes at most" not in capsys.readouterr().err
+
+
+def test_an_explicit_max_concurrency_is_a_cap_and_says_so_once(capsys):
+    with FakeServer(latency=0.5) as srv:
+        out = echo_task().run(questions(16), model=fast(srv.url, max_concurrency=8), cache=False)
+        stats = srv.stats()
+    assert out["a"].null_count() == 0 and stats["ok"] == 16
+    assert stats["max_in_flight"] == 8
+    err = capsys.readouterr().err
+    assert err.count("takes at most 8 requests at once") == 1, err
+
+
 def test_429_pauses_the_whole_backend():
     arrivals: list[float] = []
 
@@ -377,6 +415,8 @@ def test_bad_options_are_refused():
         openai_compatible("127.0.0.1:8000", model="m")
     with pytest.raises(ValueError, match="structured_output"):
         openai_compatible("http://h/v1", model="m", structured_output="xml")
+    with pytest.raises(ValueError, match="max_concurrency"):
+        openai_compatible("http://h/v1", model="m", max_concurrency=0)
 
 
 HEADER_NAMES = ["retry-after", "retry-after-ms", "x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"]
