@@ -325,6 +325,29 @@ def test_an_explicit_max_concurrency_is_a_cap_and_says_so_once(capsys):
     assert err.count("takes at most 8 requests at once") == 1, err
 
 
+def test_the_same_model_serves_a_run_after_one_interrupted_midway():
+    """Ctrl-C while requests are in flight, then the same model object in a fresh run."""
+    import os
+    import signal
+
+    def reply(messages, index):
+        if messages[-1]["content"] == "q5":
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, as the main thread gets it
+        return "ok " + messages[-1]["content"]
+
+    with FakeServer(reply=reply, latency=0.05) as srv:
+        model = fast(srv.url, max_concurrency=4)
+        with pytest.raises(KeyboardInterrupt):
+            echo_task().run(questions(40), model=model, cache=False)
+        interrupted = srv.stats()["completions"]
+        srv.configure(reply=lambda messages, index: "ok " + messages[-1]["content"])
+        out = echo_task().run(questions(40), model=model, cache=False)
+        stats = srv.stats()
+    assert interrupted < 40  # stopped midway
+    assert out["a"].to_list() == [f"ok q{i}" for i in range(40)]
+    assert stats["ok"] >= 40
+
+
 def test_429_pauses_the_whole_backend():
     """Requests that reach the server before the pause could have ended are counted.
 
