@@ -95,7 +95,8 @@ class FunctionModel:
     async def agenerate(
         self, chats: Sequence[Chat], *, n: int = 1, schema: Any = None, **params: Any
     ) -> list[Generation | BaseException]:
-        """Answer each chat with ``n`` samples (``n`` chats' worth of calls or batch room)."""
+        """Answer each chat with ``n`` samples: ``n`` calls of an async function, or ``n``
+        places in a sync function's batches."""
         if schema is not None:
             params = {**params, "schema": schema}
         params = self._accepted(params)
