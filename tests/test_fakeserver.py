@@ -146,12 +146,16 @@ def test_in_flight_gauge_and_time_weighted_mean():
                 *(client.post(f"{url}/chat/completions", json={"model": "m", "messages": chat(str(i))}) for i in range(10))
             )
 
-    with FakeServer(latency=0.2) as srv:
+    latency = 1.0  # the ten are sent in a few ms: all are held together, however busy the machine
+    with FakeServer(latency=latency) as srv:
         asyncio.run(burst(srv.url))
         stats = srv.stats()
     assert stats["max_in_flight"] == 10
     assert stats["in_flight"] == 0
-    assert 8 <= stats["mean_in_flight"] <= 10
+    # each request was in flight for at least the latency: the mean times the busy span
+    # (the area under the gauge) is at least 10 x latency, and the mean is below the peak
+    assert stats["mean_in_flight"] * stats["busy_seconds"] >= 10 * latency * 0.999
+    assert 0 < stats["mean_in_flight"] <= stats["max_in_flight"]
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -253,13 +257,22 @@ def test_http_1_0_chunked_bodies_and_malformed_requests():
 
 
 def test_an_answer_whose_client_left_is_still_counted():
-    with FakeServer(latency=0.1) as srv:
+    with FakeServer(latency=1.0) as srv:  # far longer than the client's 0.02 s
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{srv.url}/chat/completions", json={"messages": chat("x")}, timeout=0.02)
-        time.sleep(0.2)
-        stats = srv.stats()
+        stats = wait_for_stats(srv, lambda s: s["ok"] == 1)
+        srv.configure(latency=0.0)
         assert post(srv.url, chat("y")).status_code == 200
     assert stats["ok"] == 1 and stats["in_flight"] == 0
+
+
+def wait_for_stats(srv: FakeServer, done, seconds: float = 30.0) -> dict:
+    """The server's counters once ``done(stats)`` holds; fails after ``seconds`` (stuck)."""
+    deadline = time.monotonic() + seconds
+    while not done(stats := srv.stats()):
+        assert time.monotonic() < deadline, stats
+        time.sleep(0.01)
+    return stats
 
 
 def test_stopping_with_requests_in_flight_leaves_none_counted_in_flight():
@@ -267,35 +280,38 @@ def test_stopping_with_requests_in_flight_leaves_none_counted_in_flight():
         with contextlib.suppress(httpx.HTTPError):
             post(url, chat("x"))
 
-    srv = FakeServer(latency=5.0).start()
+    srv = FakeServer(latency=60.0).start()
     client = threading.Thread(target=post_unanswered, args=(srv.url,), daemon=True)
     client.start()
-    deadline = time.monotonic() + 5
-    while srv.stats()["in_flight"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for_stats(srv, lambda s: s["in_flight"] == 1)
     srv.stop()
     client.join(timeout=5)
     assert srv.stats()["completions"] == 1 and srv.stats()["in_flight"] == 0
 
 
 def test_a_shortened_latency_answers_the_later_request_first():
-    async def two(url: str, srv: FakeServer) -> list[str]:
+    """The slow request is held (60 s) when the latency is shortened: the fast one, sent
+    after it, is answered while the slow one is still in flight."""
+
+    async def two(url: str, srv: FakeServer) -> tuple[list[str], dict]:
         done: list[str] = []
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=120) as client:
 
             async def one(text: str) -> None:
                 await client.post(f"{url}/chat/completions", json={"messages": chat(text)})
                 done.append(text)
 
             slow = asyncio.create_task(one("slow"))
-            await asyncio.sleep(0.1)
+            await asyncio.to_thread(wait_for_stats, srv, lambda s: s["in_flight"] == 1)
             srv.configure(latency=0.05)
             await one("fast")
-            await slow
-        return done
+            stats = srv.stats()
+            slow.cancel()
+        return done, stats
 
-    with FakeServer(latency=0.5) as srv:
-        assert asyncio.run(two(srv.url, srv)) == ["fast", "slow"]
+    with FakeServer(latency=60.0) as srv:
+        done, stats = asyncio.run(two(srv.url, srv))
+    assert done == ["fast"] and stats["ok"] == 1 and stats["in_flight"] == 1
 
 
 def test_a_crashing_reply_function_closes_only_its_connection(caplog):

@@ -305,7 +305,10 @@ def test_default_uses_openai_base_url_and_openai_model():
         env = {"OPENAI_BASE_URL": srv.url, "OPENAI_MODEL": "gpt-x", "OPENAI_API_KEY": "k"}
         assert default_model(environ=env, stream=io.StringIO()).name == "gpt-x"
         env = {"OPENAI_BASE_URL": srv.url}
-        assert default_model(environ=env, stream=io.StringIO()).name == "fake-model"
+        remote = default_model(environ=env, stream=io.StringIO())
+        assert remote.name == "fake-model"
+    assert remote.max_concurrency is None  # a server's default: the run's max_concurrency governs
+    assert local(n_parallel=3).max_concurrency == 3  # the engine's slots: a real cap
 
 
 def test_default_refuses_an_unknown_distilfn_model_value():

@@ -78,7 +78,7 @@ def fast(url, **options) -> OpenAICompatible:
 def test_speaks_the_model_protocol(server):
     model = fast(server.url)
     assert isinstance(model, Model)
-    assert model.name == "requested-model" and model.supports_n and model.max_concurrency == 64
+    assert model.name == "requested-model" and model.supports_n and model.max_concurrency is None
 
 
 def test_happy_path_texts_usage_and_served_model():
@@ -160,7 +160,7 @@ def test_a_request_that_keeps_failing_ends_as_server_error():
 
 
 def test_timeout_is_a_transport_error():
-    with FakeServer(latency=1.0) as srv:
+    with FakeServer(latency=30.0) as srv:  # never answered in time, however slow the client is
         [answer] = generate(fast(srv.url, timeout=0.1, max_retries=1), [chat("x")])
     assert isinstance(answer, TransportError) and "timed out" in str(answer)
 
@@ -228,11 +228,17 @@ def test_two_endpoints_one_dead(server):
 
 
 def test_all_endpoints_dead_ends_in_transport_errors():
-    start = time.monotonic()
-    answers = run_each(fast([dead_url(), dead_url()], max_retries=2), chats(10))
+    model = fast([dead_url(), dead_url()], max_retries=2)
+
+    async def go() -> list:
+        try:  # the deadline only stops a backend that would wait forever; it is not a speed
+            return await asyncio.wait_for(asyncio.gather(*(model.agenerate([c]) for c in chats(10))), 120)
+        finally:
+            await model.aclose()
+
+    answers = [a[0] for a in asyncio.run(go())]
     assert all(isinstance(a, TransportError) for a in answers)
     assert all("gave up after 3 attempts" in str(a) or "came back up in time" in str(a) for a in answers)
-    assert time.monotonic() - start < 10
 
 
 def test_requests_are_spread_over_healthy_endpoints():
@@ -242,24 +248,29 @@ def test_requests_are_spread_over_healthy_endpoints():
     assert sum(served) == 80 and min(served) >= 25
 
 
-def test_max_concurrency_is_kept_full():
-    # The server runs in its own process so that it does not take the client's CPU. Each
-    # round trip costs the client ~0.3 ms of CPU (~1 ms when the machine is loaded), so 32
-    # answers landing together cost up to ~30 ms: a 0.2 s latency keeps that under 15%.
+def test_max_concurrency_is_reached_and_never_passed():
+    """The server counts 32 requests in flight at its peak, never 33.
+
+    The server runs in its own process so that it does not take the client's CPU. The
+    client sends 32 requests in a few ms (~0.3 ms of CPU each, ~1 ms when the machine is
+    loaded), long before the first answer is due at 0.2 s. The time-weighted mean in
+    flight is a throughput figure, for the benchmark (bench/README.md), not for a test: it
+    falls on a loaded machine.
+    """
     with FakeServerProcess(latency=0.2) as srv:
         answers = run_each(fast(srv.url, max_concurrency=32), chats(320))
         stats = srv.stats()
     assert all(isinstance(a, Generation) for a in answers)
-    assert stats["max_in_flight"] == 32
-    assert stats["mean_in_flight"] >= 24, stats["mean_in_flight"]
+    assert stats["ok"] == 320 and stats["max_in_flight"] == 32
 
 
 def test_plan_at_50_ms_latency_reaches_max_concurrency_in_flight():
     """The issue's setting through plan.run: 50 ms, max_concurrency 32, the server counts.
 
-    The bound is reached; the time-weighted mean stays below 32 by the client's CPU per
-    answer (see bench/README.md, benchmark b: ~30 on a quiet machine), so it is held to a
-    floor that a client costing ~1 ms a request (httpx) would miss under load.
+    The bound is reached (a count: 32 answers landing together are re-sent before the
+    first of the new ones is due back, while the client costs under ~1.5 ms a request).
+    How full it is kept on average is benchmark b's figure (bench/README.md: ~30 on a
+    quiet machine), not a test's: it falls on a loaded machine.
     """
     import polars as pl
 
@@ -274,29 +285,103 @@ def test_plan_at_50_ms_latency_reaches_max_concurrency_in_flight():
     assert out.height == 640 and out["a"].null_count() == 0
     assert stats["ok"] == 640
     assert stats["max_in_flight"] == 32
-    assert stats["mean_in_flight"] >= 24, stats["mean_in_flight"]
+
+
+def echo_task():
+    from distilfn import task
+
+    return task(name="echo", inputs=["q"], outputs=["a"], render=lambda r: [{"role": "user", "content": r["q"]}],
+                parse=lambda text: {"a": text})
+
+
+def questions(k: int):
+    import polars as pl
+
+    return pl.DataFrame({"q": [f"q{i}" for i in range(k)]})
+
+
+def test_by_default_the_runs_max_concurrency_governs(capsys):
+    """No cap of its own (no semaphore, no connection limit): 128 in flight, server-counted.
+
+    1 s of latency: the client sends 128 requests long before the first answer lands, so
+    the count cannot depend on how busy the machine is.
+    """
+    with FakeServer(latency=1.0) as srv:
+        default = openai_compatible(srv.url, model="m")
+        out = echo_task().run(questions(200), model=default, max_concurrency=128, cache=False)
+        stats = srv.stats()
+    assert out["a"].null_count() == 0 and stats["ok"] == 200
+    assert stats["max_in_flight"] == 128
+    assert default.max_concurrency is None and "takes at most" not in capsys.readouterr().err
+
+
+def test_an_explicit_max_concurrency_is_a_cap_and_says_so_once(capsys):
+    with FakeServer(latency=0.5) as srv:
+        out = echo_task().run(questions(16), model=fast(srv.url, max_concurrency=8), cache=False)
+        stats = srv.stats()
+    assert out["a"].null_count() == 0 and stats["ok"] == 16
+    assert stats["max_in_flight"] == 8
+    err = capsys.readouterr().err
+    assert err.count("takes at most 8 requests at once") == 1, err
+
+
+def test_the_same_model_serves_a_run_after_one_interrupted_midway():
+    """Ctrl-C while requests are in flight, then the same model object in a fresh run."""
+    import os
+    import signal
+
+    def reply(messages, index):
+        if messages[-1]["content"] == "q5":
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, as the main thread gets it
+        return "ok " + messages[-1]["content"]
+
+    with FakeServer(reply=reply, latency=0.05) as srv:
+        model = fast(srv.url, max_concurrency=4)
+        with pytest.raises(KeyboardInterrupt):
+            echo_task().run(questions(40), model=model, cache=False)
+        interrupted = srv.stats()["completions"]
+        srv.configure(reply=lambda messages, index: "ok " + messages[-1]["content"])
+        out = echo_task().run(questions(40), model=model, cache=False)
+        stats = srv.stats()
+    assert interrupted < 40  # stopped midway
+    assert out["a"].to_list() == [f"ok q{i}" for i in range(40)]
+    assert stats["ok"] >= 40
 
 
 def test_429_pauses_the_whole_backend():
-    arrivals: list[float] = []
+    """Requests that reach the server before the pause could have ended are counted.
+
+    The client starts its pause when it reads the 429, after the server sent it: a
+    request that arrives less than ``retry_after`` after the 429 was sent left the client
+    before the pause began (or ignored it). A loaded machine only delays arrivals, which
+    can move them out of that window, never into it.
+    """
+    pause = 0.3
+    arrivals: list[float] = []  # the server's clock; the client's is the same (one process)
 
     def reply(messages, index):
         arrivals.append(time.monotonic())
         if len(arrivals) == 1:
-            raise ReplyError(429, "slow down", retry_after=0.3)
+            raise ReplyError(429, "slow down", retry_after=pause)
         return "ok"
 
     with FakeServer(reply=reply) as srv:
         answers = run_each(fast(srv.url, max_concurrency=2), chats(10))
+        stats = srv.stats()
     assert all(isinstance(a, Generation) for a in answers)
+    assert stats["completions"] == 11 and stats["statuses"] == {"200": 10, "429": 1}
     # The request in flight beside the throttled one may land (and, if its answer is read
     # before the 429, one more); without a shared pause all 9 others would land at once.
-    later = [t - arrivals[0] for t in arrivals[1:]]
-    assert sum(gap < 0.29 for gap in later) <= 2, later
+    before_the_pause_ended = [t - arrivals[0] for t in arrivals[1:] if t < arrivals[0] + pause]
+    assert len(before_the_pause_ended) <= 2, before_the_pause_ended
 
 
-def arrival_span(**options) -> float:
-    """Seconds between the first and last of 40 requests reaching the server."""
+def last_arrival(**options) -> float:
+    """Seconds from before the first of 40 requests is made until the last reaches the server.
+
+    A budget makes the client wait before it sends: the last request cannot arrive before
+    the budget allows it, however busy the machine (load only delays it further).
+    """
     arrivals: list[float] = []
 
     def reply(messages, index):
@@ -304,18 +389,20 @@ def arrival_span(**options) -> float:
         return "ok"
 
     with FakeServer(reply=reply) as srv:
+        start = time.monotonic()
         answers = run_each(fast(srv.url, **options), chats(40), max_tokens=47)
-    assert all(isinstance(a, Generation) for a in answers)
-    return arrivals[-1] - arrivals[0]
+    assert all(isinstance(a, Generation) for a in answers) and len(arrivals) == 40
+    return max(arrivals) - start
 
 
 def test_requests_per_minute_budget():
-    assert arrival_span(requests_per_minute=1200) >= 0.7  # 20/s after a burst of 20: 1 s
+    assert last_arrival(requests_per_minute=1200) >= 0.999  # 20/s after a burst of 20: the 40th at 1 s
 
 
 def test_tokens_per_minute_budget():
-    # 40 x (12 chars / 4 + 47) = 2000 tokens at 1000/s after a burst of 1000: 1 s
-    assert arrival_span(tokens_per_minute=60_000) >= 0.7
+    # prompt characters / 4 + 47 each, at 1000/s after a burst of 1000
+    tokens = sum(len(c[0]["content"]) / 4 + 47 for c in chats(40))
+    assert last_arrival(tokens_per_minute=60_000) >= (tokens - 1000) / 1000 - 0.001
 
 
 class Verdict(msgspec.Struct):
@@ -377,6 +464,8 @@ def test_bad_options_are_refused():
         openai_compatible("127.0.0.1:8000", model="m")
     with pytest.raises(ValueError, match="structured_output"):
         openai_compatible("http://h/v1", model="m", structured_output="xml")
+    with pytest.raises(ValueError, match="max_concurrency"):
+        openai_compatible("http://h/v1", model="m", max_concurrency=0)
 
 
 HEADER_NAMES = ["retry-after", "retry-after-ms", "x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"]

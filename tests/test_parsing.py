@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -199,8 +200,11 @@ def test_extract_json_round_trip(value, form):
 
 
 def test_degenerate_answers_are_read_in_linear_time():
-    """A model stuck on spaces, asterisks or newlines must not stall the run (no regex blow-up)."""
-    import time
+    """A model stuck on spaces, asterisks or newlines must not stall the run (no regex blow-up).
+
+    Counted in CPU time, as growth from 2,500 to 20,000 characters: linear, not quadratic.
+    """
+    from cpu_scaling import assert_linear
 
     from distilfn.tasks.deita_scorers import complexity_scorer
     from distilfn.tasks.judgelm import judgelm
@@ -213,9 +217,17 @@ def test_degenerate_answers_are_read_in_linear_time():
     prefixes = ["", "Rating:", "Text 1", "Assistant 1", "[1] Score:", "1. a", "Practical Accuracy:", "#### Output for Text 1\n"]
     for unit in ["*", "_", " ", "\t", "#", "\n", " \n", "** __ ## \t"]:
         for prefix in prefixes:
-            text = prefix + unit * (20_000 // len(unit))
             for t in tasks:
-                start = time.perf_counter()
-                t.parse(text)
-                elapsed = time.perf_counter() - start
-                assert elapsed < 1.0, f"{t.name} took {elapsed:.1f}s on {prefix!r} + {unit!r} * n"
+                assert_linear(lambda size, t=t, prefix=prefix, unit=unit: t.parse(prefix + unit * (size // len(unit))),
+                              2_500, what=f"{t.name} on {prefix!r} + {unit!r} * n")
+
+
+def test_the_linear_time_check_catches_quadratic_backtracking():
+    """The guard above is not vacuous: ``\\s+$`` on spaces and one letter backtracks quadratically."""
+    import re
+
+    from cpu_scaling import assert_linear
+
+    trailing_space = re.compile(r"\s+$")
+    with pytest.raises(AssertionError, match="faster than linearly"):
+        assert_linear(lambda n: trailing_space.search(" " * n + "x"), 1_000)

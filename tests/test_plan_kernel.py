@@ -382,13 +382,13 @@ def test_ensure_runs_the_provider_only_when_a_column_is_missing():
 
 
 def test_structured_read_survives_pathological_text():
-    import time
+    """Degenerate text is read in time linear in its length (CPU time, 1/8 to full size)."""
+    from cpu_scaling import assert_linear
 
     class Answer(msgspec.Struct):
         score: int
 
     t = task(name="t", inputs=[], outputs=["score"], render=lambda r: [], parse=lambda s: {"score": None}, schema=Answer)
-    start = time.process_time()
-    for text in ["[" * 100_000, "```json" + "\n" * 20_000, "```" + "`" * 10_000]:
-        assert t.read(text).values == {"score": None}
-    assert time.process_time() - start < 2.0
+    for head, unit, size in [("", "[", 100_000), ("```json", "\n", 20_000), ("```", "`", 10_000)]:
+        assert t.read(head + unit * size).values == {"score": None}
+        assert_linear(lambda n, head=head, unit=unit: t.read(head + unit * n), size // 8, what=f"{head!r} + {unit!r} * n")

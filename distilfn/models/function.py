@@ -1,7 +1,13 @@
 """Plain Python functions as models: ``fn(chats, **params) -> list[str]``, sync or async.
 
-Requests from many rows are gathered into batches, so a function that is faster on
-many chats at once (a local engine, a vectorised fake) gets them together.
+An async function gets one chat per call, as many calls in flight as the run allows
+(the interpreter bounds them). A sync function gets micro-batches: the chats that are
+waiting when it is free, up to ``max_batch``, so a function that is faster on many chats
+at once (a local engine, a vectorised fake) gets them together.
+
+A model holds no event-loop state between runs: what a sync function's queue needs
+lives in a per-loop record that is dropped as soon as the queue is empty, so the same
+object serves any number of ``plan.run`` calls, one after another or cancelled midway.
 """
 
 from __future__ import annotations
@@ -9,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,16 +26,21 @@ from distilfn.models._base import Generation
 
 __all__ = ["FunctionModel"]
 
+_Item = tuple[Chat, dict[str, Any], asyncio.Future]
+"""A chat waiting for a sync function: the chat, its parameters, the future for its answer."""
+
 
 class FunctionModel:
     """Adapt ``fn(chats, **params) -> list[str | Generation]`` to the model protocol.
 
     Answers are cached (see ``plan.run(cache=...)``) only when ``identity`` is given: a
     string that changes whenever the function would answer differently.
-    Sync functions run in a worker thread, one batch at a time (so they need not be
-    thread-safe and never block the event loop); async functions are awaited directly.
-    If a batch raises, its chats are retried one by one so that one bad chat fails
-    only its own row. Parameters the function does not accept are not passed.
+    Async functions are awaited with one chat per call. Sync functions run in a worker
+    thread (or on the loop with ``threaded=False``), one batch of at most ``max_batch``
+    chats at a time, across every run and thread (so they need not be thread-safe and
+    never block the event loop). If a batch raises, its chats are retried one by one so
+    that one bad chat fails only its own row. Parameters the function does not accept
+    are not passed.
 
     >>> import asyncio
     >>> m = FunctionModel(lambda chats: [c[-1]["content"].upper() for c in chats])
@@ -47,6 +60,9 @@ class FunctionModel:
         max_concurrency: int | None = None,
         threaded: bool = True,
     ):
+        if not isinstance(max_batch, int) or max_batch < 1:
+            msg = f"`max_batch` must be an int >= 1, got {max_batch!r}"
+            raise ValueError(msg)
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
         # a function's answers are cached only when the caller vouches for its identity:
@@ -59,23 +75,39 @@ class FunctionModel:
             getattr(fn, "__call__", None)
         )
         self._accepts = _accepted_params(fn)
-        self._pending: dict[Any, list[tuple[Chat, dict[str, Any], asyncio.Future]]] = {}
-        self._flush_scheduled = False
-        self._lock: asyncio.Lock | None = None
+        self._serial = threading.Lock()  # one call of a sync fn at a time, whatever the loop
+        self._queues: dict[asyncio.AbstractEventLoop, _Queue] = {}  # only while chats wait
 
     def __repr__(self) -> str:
         return f"FunctionModel({self.name!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the configuration, not the lock or the queues of running loops."""
+        state = dict(self.__dict__)
+        del state["_serial"], state["_queues"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._serial = threading.Lock()
+        self._queues = {}
+
     async def agenerate(
         self, chats: Sequence[Chat], *, n: int = 1, schema: Any = None, **params: Any
     ) -> list[Generation | BaseException]:
-        """Answer each chat with ``n`` samples (``n`` calls' worth of chats in the batch)."""
+        """Answer each chat with ``n`` samples: ``n`` calls of an async function, or ``n``
+        places in a sync function's batches."""
         if schema is not None:
             params = {**params, "schema": schema}
         params = self._accepted(params)
-        loop = asyncio.get_running_loop()
-        futures = [self._enqueue(loop, chat, params) for chat in chats for _ in range(n)]
-        answers = [await futures[0]] if len(futures) == 1 else await asyncio.gather(*futures)
+        asks = [chat for chat in chats for _ in range(n)]
+        if self._is_async:
+            calls = [self._ask(chat, params) for chat in asks]
+            answers = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+        else:
+            queue = self._queue()
+            futures = [queue.put(chat, params) for chat in asks]
+            answers = [await futures[0]] if len(futures) == 1 else await asyncio.gather(*futures)
         out: list[Generation | BaseException] = []
         for i in range(len(chats)):
             samples = answers[i * n : (i + 1) * n]
@@ -92,29 +124,38 @@ class FunctionModel:
     async def aclose(self) -> None:
         """Nothing to release."""
 
-    # -- batching ---------------------------------------------------------------------
     def _accepted(self, params: dict[str, Any]) -> dict[str, Any]:
         if self._accepts is None:
             return params
         return {k: v for k, v in params.items() if k in self._accepts}
 
-    def _enqueue(self, loop: asyncio.AbstractEventLoop, chat: Chat, params: dict[str, Any]) -> asyncio.Future:
-        future = loop.create_future()
-        key = _batch_key(params)
-        self._pending.setdefault(key, []).append((chat, params, future))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
-        return future
+    # -- async functions: one chat per call ----------------------------------------------
+    async def _ask(self, chat: Chat, params: dict[str, Any]) -> Any:
+        """One call of an async ``fn`` with one chat: its answer, or the error it ended with."""
+        try:
+            (answer,) = _check_answers(self.name, await self.fn([chat], **params), 1)
+        except FatalModelError:
+            raise
+        except Exception as exc:
+            return _as_model_error(exc)
+        return answer
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        pending, self._pending = self._pending, {}
-        for items in pending.values():
-            for start in range(0, len(items), self.max_batch):
-                asyncio.ensure_future(self._run_batch(items[start : start + self.max_batch]))
+    # -- sync functions: micro-batches -------------------------------------------------------
+    def _queue(self) -> _Queue:
+        """The running loop's queue of chats waiting for the function, made on first use."""
+        loop = asyncio.get_running_loop()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = _Queue(self, loop)
+        return queue
 
-    async def _run_batch(self, items: list[tuple[Chat, dict[str, Any], asyncio.Future]]) -> None:
+    def _forget(self, queue: _Queue) -> None:
+        """Drop ``queue`` (its loop has no chat waiting any more)."""
+        if self._queues.get(queue.loop) is queue:
+            del self._queues[queue.loop]
+
+    async def _run_batch(self, items: list[_Item]) -> None:
+        """Answer ``items`` with one call; a failing batch is retried one chat at a time."""
         chats = [chat for chat, _, _ in items]
         params = items[0][1]
         try:
@@ -126,7 +167,9 @@ class FunctionModel:
             return
         except Exception as exc:
             if len(items) > 1:  # isolate the failing chat(s)
-                await asyncio.gather(*(self._run_batch([item]) for item in items))
+                for item in items:
+                    if not item[2].done():
+                        await self._run_batch([item])
                 return
             answers = [_as_model_error(exc)]
         for (_, _, future), answer in zip(items, answers, strict=True):
@@ -134,16 +177,69 @@ class FunctionModel:
                 future.set_result(answer)
 
     async def _call(self, chats: list[Chat], params: dict[str, Any]) -> list[Any]:
-        if self._is_async:
-            result = await self.fn(chats, **params)
-        elif self.threaded:
-            if self._lock is None:
-                self._lock = asyncio.Lock()
-            async with self._lock:
-                result = await asyncio.to_thread(self.fn, chats, **params)
+        if self.threaded:
+            result = await asyncio.to_thread(self._call_serially, chats, params)
         else:
-            result = self.fn(chats, **params)
+            result = self._call_serially(chats, params)
         return _check_answers(self.name, result, len(chats))
+
+    def _call_serially(self, chats: list[Chat], params: dict[str, Any]) -> Any:
+        """Call the sync ``fn`` under the lock (taken in the calling thread: never loop-bound)."""
+        with self._serial:
+            return self.fn(chats, **params)
+
+
+class _Queue:
+    """Chats of one event loop waiting for a sync function, drained by one task.
+
+    The task forms a batch from what is waiting (oldest parameters first, up to
+    ``max_batch`` chats with equal parameters), answers it, and goes on until nothing
+    waits; then the queue forgets itself. Chats whose caller was cancelled are skipped;
+    if the task itself is cancelled (the loop is shutting down), the chats it still holds
+    are cancelled too, so no caller waits forever.
+    """
+
+    def __init__(self, model: FunctionModel, loop: asyncio.AbstractEventLoop):
+        self.model = model
+        self.loop = loop
+        self.waiting: dict[Any, deque[_Item]] = {}
+        self.task: asyncio.Task | None = None
+
+    def put(self, chat: Chat, params: dict[str, Any]) -> asyncio.Future:
+        """Queue ``chat``; the future gets its answer (or the error it ended with)."""
+        future = self.loop.create_future()
+        self.waiting.setdefault(_batch_key(params), deque()).append((chat, params, future))
+        if self.task is None:
+            self.task = self.loop.create_task(self._drain())
+        return future
+
+    def _next_batch(self) -> list[_Item]:
+        """Up to ``max_batch`` live chats sharing the oldest parameters; round-robin over keys."""
+        key = next(iter(self.waiting))
+        items = self.waiting.pop(key)
+        batch: list[_Item] = []
+        while items and len(batch) < self.model.max_batch:
+            item = items.popleft()
+            if not item[2].done():
+                batch.append(item)
+        if items:
+            self.waiting[key] = items  # to the back, behind the other parameters
+        return batch
+
+    async def _drain(self) -> None:
+        batch: list[_Item] = []
+        try:
+            while self.waiting:
+                batch = self._next_batch()
+                if batch:
+                    await self.model._run_batch(batch)
+                batch = []
+        finally:
+            for _, _, future in [*batch, *(item for items in self.waiting.values() for item in items)]:
+                future.cancel()
+            self.waiting.clear()
+            self.task = None
+            self.model._forget(self)
 
 
 def _check_answers(name: str, result: Any, expected: int) -> list[Any]:

@@ -9,6 +9,7 @@ request/token budgets. The API key never appears in a repr, identity, error or l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -108,7 +109,8 @@ class _Endpoint:
 
 
 class _LoopState:
-    """What belongs to one event loop: the HTTP session and the concurrency bound.
+    """What belongs to one event loop: the HTTP session and the concurrency bound (the
+    model's own ``max_concurrency``; none when it has none: the run's then governs).
 
     ``guard`` is an async generator parked at its ``yield``: the loop's
     ``shutdown_asyncgens`` (which ``asyncio.run`` calls before it closes the loop) finishes
@@ -118,10 +120,12 @@ class _LoopState:
 
     __slots__ = ("loop", "session", "semaphore", "guard")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession, size: int):
+    def __init__(self, loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession, size: int | None):
         self.loop = loop
         self.session = session
-        self.semaphore = asyncio.Semaphore(size)
+        self.semaphore: asyncio.Semaphore | contextlib.nullcontext[None] = (
+            asyncio.Semaphore(size) if size is not None else contextlib.nullcontext()
+        )
         self.guard = _close_with_loop(session)
         try:
             self.guard.asend(None).send(None)  # runs to the yield; the loop now tracks it
@@ -167,7 +171,7 @@ class OpenAICompatible:
         headers: Mapping[str, str] | None = None,
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
-        max_concurrency: int = 64,
+        max_concurrency: int | None = None,
         max_retries: int = 6,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
@@ -191,8 +195,11 @@ class OpenAICompatible:
         if structured_output not in _STRUCTURED_OUTPUTS:
             msg = f"`structured_output` must be one of {_STRUCTURED_OUTPUTS}, got {structured_output!r}"
             raise ValueError(msg)
-        if max_concurrency < 1 or max_retries < 0:
-            msg = f"`max_concurrency` must be >= 1 and `max_retries` >= 0, got {max_concurrency!r} and {max_retries!r}"
+        if max_concurrency is not None and (not isinstance(max_concurrency, int) or max_concurrency < 1):
+            msg = f"`max_concurrency` must be None or an int >= 1, got {max_concurrency!r}"
+            raise ValueError(msg)
+        if max_retries < 0:
+            msg = f"`max_retries` must be >= 0, got {max_retries!r}"
             raise ValueError(msg)
         self.name = model
         self.base_urls = tuple(u.rstrip("/") for u in urls)
@@ -230,7 +237,8 @@ class OpenAICompatible:
     async def agenerate(
         self, chats: Sequence[Chat], *, n: int = 1, schema: Any = None, **params: Any
     ) -> list[Generation | BaseException]:
-        """Answer each chat with ``n`` samples; one concurrent request per chat.
+        """Answer each chat with ``n`` samples; one concurrent request per chat (all at
+        once when ``max_concurrency`` is None: the interpreter bounds how many it asks).
 
         Returns a :class:`Generation` or the ``ModelError`` each request ended with;
         raises :class:`~distilfn.errors.AuthenticationError` (the run must stop).
@@ -409,7 +417,9 @@ class OpenAICompatible:
         if state is None or state.loop is not loop:
             if state is not None:
                 _abandon(state)
-            connector = aiohttp.TCPConnector(limit=self.max_concurrency, limit_per_host=0)
+            # limit=0 is aiohttp's "no limit": with no cap of our own, the pool must not
+            # impose one (the run's max_concurrency bounds the requests in flight)
+            connector = aiohttp.TCPConnector(limit=self.max_concurrency or 0, limit_per_host=0)
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=self.timeout)
             # trust_env=False: aiohttp would read the proxy settings and ~/.netrc in a worker
             # thread for every request; the proxy is read here once per endpoint instead.
@@ -445,7 +455,7 @@ def openai_compatible(
     headers: Mapping[str, str] | None = None,
     timeout: float = 60.0,
     connect_timeout: float = 10.0,
-    max_concurrency: int = 64,
+    max_concurrency: int | None = None,
     max_retries: int = 6,
     backoff_base: float = 0.5,
     backoff_max: float = 30.0,
@@ -465,7 +475,11 @@ def openai_compatible(
             none is sent when both are unset. Never shown in reprs, errors or logs.
         headers: extra request headers.
         timeout, connect_timeout: seconds for a whole answer and for connecting.
-        max_concurrency: requests in flight at once across all calls (and pool size).
+        max_concurrency: None (the default): no cap of its own, so the run's
+            ``max_concurrency`` decides how many requests are in flight (and the
+            connection pool has no limit). An int: at most that many in flight across all
+            calls (and pool size); a run with a higher ``max_concurrency`` says so once on
+            stderr. Set it for a server with a fixed number of slots.
         max_retries: further attempts after transport errors, 408, 409, 429 and 5xx.
         backoff_base, backoff_max: exponential backoff with full jitter, in seconds;
             a ``Retry-After`` answer is honoured instead.
