@@ -30,7 +30,7 @@ def verdict(text: str) -> Parsed:
 equal_prompts = task(
     name="equal_prompts",
     inputs=["instruction", "evolved_instruction"],
-    outputs=["equal"],
+    outputs={"equal": bool},
     role="judge",
     render=lambda row: chat(
         render_template(  # the paper's prompt, shipped in distilfn/tasks/templates/evol_instruct/

@@ -106,7 +106,7 @@ def test_ultrafeedback_three_of_four_keeps_three():
 
 def test_ultrafeedback_structured_output():
     judge = ultrafeedback_judge(num_generations=2)
-    schema = msgspec.json.schema(judge.schema)
+    schema = msgspec.json.schema(judge.schema_type)
     assert "assessments" in schema["$defs"][schema["$ref"].split("/")[-1]]["properties"]
     good = '{"assessments": [{"rating": 5, "rationale": "Great."}, {"rating": 2, "rationale": "Weak."}]}'
     assert judge.read(good).values == {"ratings": [5, 2], "rationales": ["Great.", "Weak."]}
@@ -388,15 +388,15 @@ def test_structured_output_schemas_constrain_count_and_range():
         name = schema["$ref"].split("/")[-1]
         return schema["$defs"][name]["properties"][field], schema["$defs"]
 
-    items, defs = props(ultrafeedback_judge(num_generations=3).schema, "assessments")
+    items, defs = props(ultrafeedback_judge(num_generations=3).schema_type, "assessments")
     assert (items["minItems"], items["maxItems"]) == (3, 3)
     assert defs["TextRating"]["properties"]["rating"] == {"type": "integer", "minimum": 1, "maximum": 5}
-    custom, defs = props(ultrafeedback_judge(ratings=[(0, "bad"), (1, "good")]).schema, "assessments")
+    custom, defs = props(ultrafeedback_judge(ratings=[(0, "bad"), (1, "good")]).schema_type, "assessments")
     assert "maxItems" not in custom
     assert defs["TextRating"]["properties"]["rating"]["maximum"] == 1
-    scores, _ = props(judgelm(num_generations=2).schema, "scores")
+    scores, _ = props(judgelm(num_generations=2).schema_type, "scores")
     assert (scores["maxItems"], scores["items"]["maximum"]) == (2, 10)
-    deita, _ = props(complexity_scorer(num_instructions=4).schema, "scores")
+    deita, _ = props(complexity_scorer(num_instructions=4).schema_type, "scores")
     assert (deita["maxItems"], deita["items"]["maximum"]) == (4, 5)
 
 
