@@ -31,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - only without the test extra
     raise ImportError(msg) from exc
 
 from distilfn._types import Chat
+from distilfn.dtypes import StoreError, checker
 from distilfn.task import Parsed, Task
 
 __all__ = [
@@ -248,8 +249,9 @@ def check_parser(
 
     Runs a Hypothesis property over ``texts`` (default :func:`model_texts`): ``task.read``
     returns a :class:`~distilfn.Parsed` whose values are exactly the task's output columns,
-    storable as JSON, and the parser itself did not raise (``Task.read`` would otherwise
-    record "parse failed"). Raises AssertionError with the failing text.
+    the parser itself did not raise (``Task.read`` would otherwise record "parse failed"),
+    and every value it read fits its column's declared type (``Task.read`` would otherwise
+    drop it with an error). Raises AssertionError with the failing text.
 
     >>> from distilfn import task
     >>> upper = task(name="upper", inputs=["q"], outputs=["a"], render=lambda r: [], parse=lambda t: {"a": t.upper()})
@@ -267,6 +269,8 @@ def check_parser(
         assert not (parsed.error or "").startswith("parse failed"), (
             f"the parser of task {task.name!r} raised on {text!r}: {parsed.error}"
         )
+        if text is not None:
+            _check_storable(task, text)
         try:
             msgspec.json.encode(dict(parsed.values))
         except (TypeError, OverflowError) as exc:
@@ -287,6 +291,21 @@ def check_parser(
         check(text)
 
     property_()
+
+
+def _check_storable(task: Task, text: str) -> None:
+    """Every value the parser read for ``text`` fits its column's declared dtype."""
+    raw = task.read_raw(text)
+    dtypes = task.output_dtypes
+    for name, column in zip(task.outputs, task.output_columns, strict=True):
+        try:
+            checker(dtypes[column])(raw.values.get(name))
+        except StoreError as exc:
+            msg = (
+                f"task {task.name!r} read {text!r} into values that cannot be stored in column {column!r} "
+                f"({dtypes[column]}): {exc}"
+            )
+            raise AssertionError(msg) from None
 
 
 class ScriptedModel:
