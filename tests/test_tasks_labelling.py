@@ -65,6 +65,21 @@ def test_templates_cite_their_source(template):
 # -- UltraFeedback ----------------------------------------------------------------------
 
 
+def test_judges_declare_their_output_types():
+    ints, floats, texts = pl.List(pl.Int64), pl.List(pl.Float64), pl.List(pl.String)
+    assert ultrafeedback_judge().output_dtypes == {"ratings": ints, "rationales": texts}
+    assert ultrafeedback_judge(ratings=[(0, "no"), (1, "yes")]).output_dtypes == {"ratings": ints, "rationales": texts}
+    typed = {"ratings": ints, "rationales": texts, "types": pl.List(ints), "rationales_for_ratings": texts}
+    assert ultrafeedback_judge(aspect="helpfulness").output_dtypes == typed
+    assert ultrafeedback_judge(aspect="truthfulness").output_dtypes == typed
+    assert judgelm().output_dtypes == {"ratings": floats, "rationale": pl.String}
+    assert complexity_scorer().output_dtypes == quality_scorer().output_dtypes == {"scores": floats}
+    assert ultracm().output_dtypes == {"critiques": texts, "scores": floats}
+    assert prometheus().output_dtypes == {"feedback": pl.String, "result": pl.Int64}
+    assert prometheus(mode="relative").output_dtypes == {"feedback": pl.String, "result": pl.String}
+
+
+
 @settings(max_examples=150, deadline=None)
 @given(rating_answers())
 def test_ultrafeedback_round_trip(answer):
@@ -218,6 +233,14 @@ def test_ultrajudge_round_trip(texts, bold):
         {area: {"rating": float(r), "rationale": why} for area, (r, why) in zip(DEFAULT_AREAS, areas)}
         for areas, _ in texts
     ]
+
+
+def test_ultrajudge_areas_are_struct_fields():
+    judge = ultrajudge(areas=["Accuracy", "Tone & Style"])
+    area = pl.Struct({"rating": pl.Float64, "rationale": pl.String})
+    assert judge.output_dtypes == {"ratings": pl.List(pl.Float64), "areas": pl.List(pl.Struct({"Accuracy": area, "Tone & Style": area}))}
+    with pytest.raises(ValueError, match="names 'Tone' twice"):
+        ultrajudge(areas=["Tone", "Accuracy", "Tone"])
 
 
 def test_ultrajudge_missing_area_and_custom_areas():
