@@ -41,7 +41,7 @@ def from_review(review: Review) -> Parsed | dict:
 classify = task(
     name="classify",
     inputs=["review"],
-    outputs=["sentiment", "score"],
+    outputs={"sentiment": str, "score": int},
     role="judge",
     render=lambda row: [
         {"role": "system", "content": "Classify the review. Answer as JSON with `sentiment` (positive, negative or neutral) and `score` (1-5)."},
