@@ -101,6 +101,8 @@ def test_round_trip_through_pickle_keeps_behaviour(label, value):
     for protocol in (0, pickle.DEFAULT_PROTOCOL, pickle.HIGHEST_PROTOCOL):
         copy = pickle.loads(pickle.dumps(value, protocol=protocol))
         assert probe(copy, answers) == expected, f"{label} (protocol {protocol})"
+    cloudpickle = pytest.importorskip("cloudpickle")
+    assert probe(pickle.loads(cloudpickle.dumps(value)), answers) == expected, f"{label} (cloudpickle)"
 
 
 def test_unpickled_in_a_fresh_interpreter_behaves_the_same():
