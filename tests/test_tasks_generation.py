@@ -110,6 +110,48 @@ def test_text_generation_rejects_templates_reading_unknown_columns():
         text_generation(template="{{ instruction ")
 
 
+def test_templates_are_checked_when_the_task_is_built():
+    with pytest.raises(ValueError, match="not valid jinja2 .No filter named 'shout'"):
+        text_generation(template="{{ instruction | shout }}")
+    with pytest.raises(ValueError, match="mutation 'loud': the template is not valid jinja2"):
+        evol_instruct_step(mutations={"loud": "{{ instruction | shout }}"})
+    with pytest.raises(ValueError, match="not valid jinja2"):
+        fresh_start(template="About {{ topic ")
+    with pytest.raises(ValueError, match="may read only 'topic'"):
+        fresh_start(template="About {{ topic }} for {{ audience }}")
+    assert fresh_start(template="Ask about {{ topic }}.").chat_for({"topic": "tides"}) == [
+        {"role": "user", "content": "Ask about tides."}
+    ]
+
+
+GENERATION_TASKS = [
+    text_generation(),
+    self_instruct(num_instructions=3),
+    evol_instruct_step(),
+    evol_quality_step(),
+    fresh_start(),
+    equal_prompts_judge(),
+]
+
+
+@pytest.mark.parametrize("task", GENERATION_TASKS, ids=lambda t: t.name)
+def test_generation_parsers_read_any_text_into_their_declared_types(task):
+    from distilfn.testing import check_parser
+
+    check_parser(task, max_examples=100)
+
+
+def test_generation_tasks_declare_their_output_types():
+    assert text_generation().output_dtypes == {"generation": pl.String}
+    assert self_instruct().output_dtypes == {"instructions": pl.List(pl.String)}
+    assert evol_instruct_step().output_dtypes == {"evolved_instruction": pl.String}
+    assert evol_quality_step().output_dtypes == {"evolved_response": pl.String}
+    assert fresh_start().output_dtypes == {"seed_instruction": pl.String}
+    assert equal_prompts_judge().output_dtypes == {"equal": pl.Boolean}
+    flags = eliminate_failed_evolutions().steps[0]
+    assert dict(flags.types) == {"eliminated": bool, "elimination_reason": str}
+
+
 def test_ultrafeedback_principles_are_the_papers_five():
     table = ultrafeedback_principles()
     assert set(table) == {"helpfulness", "harmlessness", "honesty", "truthfulness", "verbalized_calibration"}
@@ -453,6 +495,24 @@ def test_elimination_flags_and_drops_rows():
     assert flagged["elimination_reason"][0] is None
     dropped, _ = run_fake(eliminate_failed_evolutions(drop=True), df, fake_reply)
     assert dropped["evolved_instruction"].to_list() == ["Name a red fruit."]
+
+
+def test_elimination_needs_a_bool_equal_column():
+    from distilfn import task
+
+    stringly = task(name="eq", inputs=["instruction", "evolved_instruction"], outputs=["equal"], render=lambda r: [], parse=read_equal)
+    with pytest.raises(TypeError, match=r"declare its 'equal' column as bool \(outputs=\{'equal': bool\}\), got String"):
+        eliminate_failed_evolutions(judge_equal=stringly)
+    typed = task(name="eq", inputs=["instruction", "evolved_instruction"], outputs={"equal": bool}, render=lambda r: [], parse=read_equal)
+    assert isinstance(eliminate_failed_evolutions(judge_equal=typed), Plan)
+
+
+def test_generator_without_rounds_copies_the_draft_and_filters_by_length():
+    plan = evol_instruct_generator(num_instructions=3, n=0, min_length=20)
+    out, prompts = run_fake(plan, pl.DataFrame({"topic": ["glaciers"]}), lambda p: "How do glaciers move downhill?")
+    assert len(prompts) == 3 and out["instruction"].to_list() == ["How do glaciers move downhill?"] * 3
+    out, _ = run_fake(plan, pl.DataFrame({"topic": ["glaciers"]}), lambda p: "Why ice?")
+    assert out.height == 0
 
 
 # -- plans end to end ------------------------------------------------------------------

@@ -65,6 +65,21 @@ def test_templates_cite_their_source(template):
 # -- UltraFeedback ----------------------------------------------------------------------
 
 
+def test_judges_declare_their_output_types():
+    ints, floats, texts = pl.List(pl.Int64), pl.List(pl.Float64), pl.List(pl.String)
+    assert ultrafeedback_judge().output_dtypes == {"ratings": ints, "rationales": texts}
+    assert ultrafeedback_judge(ratings=[(0, "no"), (1, "yes")]).output_dtypes == {"ratings": ints, "rationales": texts}
+    typed = {"ratings": ints, "rationales": texts, "types": pl.List(ints), "rationales_for_ratings": texts}
+    assert ultrafeedback_judge(aspect="helpfulness").output_dtypes == typed
+    assert ultrafeedback_judge(aspect="truthfulness").output_dtypes == typed
+    assert judgelm().output_dtypes == {"ratings": floats, "rationale": pl.String}
+    assert complexity_scorer().output_dtypes == quality_scorer().output_dtypes == {"scores": floats}
+    assert ultracm().output_dtypes == {"critiques": texts, "scores": floats}
+    assert prometheus().output_dtypes == {"feedback": pl.String, "result": pl.Int64}
+    assert prometheus(mode="relative").output_dtypes == {"feedback": pl.String, "result": pl.String}
+
+
+
 @settings(max_examples=150, deadline=None)
 @given(rating_answers())
 def test_ultrafeedback_round_trip(answer):
@@ -106,7 +121,7 @@ def test_ultrafeedback_three_of_four_keeps_three():
 
 def test_ultrafeedback_structured_output():
     judge = ultrafeedback_judge(num_generations=2)
-    schema = msgspec.json.schema(judge.schema)
+    schema = msgspec.json.schema(judge.schema_type)
     assert "assessments" in schema["$defs"][schema["$ref"].split("/")[-1]]["properties"]
     good = '{"assessments": [{"rating": 5, "rationale": "Great."}, {"rating": 2, "rationale": "Weak."}]}'
     assert judge.read(good).values == {"ratings": [5, 2], "rationales": ["Great.", "Weak."]}
@@ -218,6 +233,14 @@ def test_ultrajudge_round_trip(texts, bold):
         {area: {"rating": float(r), "rationale": why} for area, (r, why) in zip(DEFAULT_AREAS, areas)}
         for areas, _ in texts
     ]
+
+
+def test_ultrajudge_areas_are_struct_fields():
+    judge = ultrajudge(areas=["Accuracy", "Tone & Style"])
+    area = pl.Struct({"rating": pl.Float64, "rationale": pl.String})
+    assert judge.output_dtypes == {"ratings": pl.List(pl.Float64), "areas": pl.List(pl.Struct({"Accuracy": area, "Tone & Style": area}))}
+    with pytest.raises(ValueError, match="names 'Tone' twice"):
+        ultrajudge(areas=["Tone", "Accuracy", "Tone"])
 
 
 def test_ultrajudge_missing_area_and_custom_areas():
@@ -388,15 +411,15 @@ def test_structured_output_schemas_constrain_count_and_range():
         name = schema["$ref"].split("/")[-1]
         return schema["$defs"][name]["properties"][field], schema["$defs"]
 
-    items, defs = props(ultrafeedback_judge(num_generations=3).schema, "assessments")
+    items, defs = props(ultrafeedback_judge(num_generations=3).schema_type, "assessments")
     assert (items["minItems"], items["maxItems"]) == (3, 3)
     assert defs["TextRating"]["properties"]["rating"] == {"type": "integer", "minimum": 1, "maximum": 5}
-    custom, defs = props(ultrafeedback_judge(ratings=[(0, "bad"), (1, "good")]).schema, "assessments")
+    custom, defs = props(ultrafeedback_judge(ratings=[(0, "bad"), (1, "good")]).schema_type, "assessments")
     assert "maxItems" not in custom
     assert defs["TextRating"]["properties"]["rating"]["maximum"] == 1
-    scores, _ = props(judgelm(num_generations=2).schema, "scores")
+    scores, _ = props(judgelm(num_generations=2).schema_type, "scores")
     assert (scores["maxItems"], scores["items"]["maximum"]) == (2, 10)
-    deita, _ = props(complexity_scorer(num_instructions=4).schema, "scores")
+    deita, _ = props(complexity_scorer(num_instructions=4).schema_type, "scores")
     assert (deita["maxItems"], deita["items"]["maximum"]) == (4, 5)
 
 

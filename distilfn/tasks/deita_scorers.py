@@ -109,11 +109,11 @@ def complexity_scorer(
     return task(
         name=name,
         inputs=["instructions"],
-        outputs=["scores"],
+        outputs={"scores": list[float]},
         render=partial(_render_complexity, task_description=task_description),
         parse=partial(_parse, n=num_instructions, noun="instruction"),
         role="judge",
-        schema=_strict_schema(num_instructions),
+        schema=partial(_strict_schema, num_instructions),
         from_schema=partial(_from_schema, n=num_instructions, noun="instruction"),
         example={
             "instructions": [
@@ -139,11 +139,11 @@ def quality_scorer(
     return task(
         name=name,
         inputs=["instruction", "responses"],
-        outputs=["scores"],
+        outputs={"scores": list[float]},
         render=partial(_render_quality, task_description=task_description),
         parse=partial(_parse, n=num_responses, noun="response"),
         role="judge",
-        schema=_strict_schema(num_responses),
+        schema=partial(_strict_schema, num_responses),
         from_schema=partial(_from_schema, n=num_responses, noun="response"),
         example={
             "instruction": "What is 2 + 2?",

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import re
 import string
+from functools import partial
 from typing import Any
+
+import polars as pl
 
 from distilfn._types import Chat, Row
 from distilfn.chat import chat
@@ -30,6 +33,8 @@ __all__ = [
     "read_equal",
     "equal_prompts_judge",
     "elimination_reason",
+    "flag_row",
+    "kept",
     "eliminate_failed_evolutions",
 ]
 
@@ -81,6 +86,16 @@ def read_equal(text: str) -> Parsed:
     return Parsed(values={"equal": None}, error="the judge answered neither 'Equal' nor 'Not Equal'")
 
 
+def _render_equal(row: Row, *, system_prompt: str | None) -> Chat:
+    """WizardLM's equality prompt for the row's two instructions."""
+    prompt = render_template(
+        "evol_instruct/equal_prompts.jinja2",
+        first_instruction=row["first_instruction"],
+        second_instruction=row["second_instruction"],
+    )
+    return chat(prompt, system_prompt=system_prompt)
+
+
 def equal_prompts_judge(
     *,
     first: str = "instruction",
@@ -98,20 +113,11 @@ def equal_prompts_judge(
     >>> "The Second Prompt: B" in j.chat_for({"instruction": "A", "evolved_instruction": "B"})[-1]["content"]
     True
     """
-
-    def render(row: Row) -> Chat:
-        prompt = render_template(
-            "evol_instruct/equal_prompts.jinja2",
-            first_instruction=row["first_instruction"],
-            second_instruction=row["second_instruction"],
-        )
-        return chat(prompt, system_prompt=system_prompt)
-
     t = task(
         name=name,
         inputs=["first_instruction", "second_instruction"],
-        outputs=["equal"],
-        render=render,
+        outputs={"equal": bool},
+        render=partial(_render_equal, system_prompt=system_prompt),
         parse=read_equal,
         role="judge",
         example={"first_instruction": "Name a fruit.", "second_instruction": "Name a red fruit."},
@@ -159,6 +165,24 @@ def elimination_reason(
     return None
 
 
+def flag_row(
+    row: Row, *, evolved: str, answer: str | None, judged: bool, sorry_max_words: int
+) -> dict[str, Any]:
+    """``eliminated`` and ``elimination_reason`` for one row (its ``equal`` column read when ``judged``)."""
+    reason = elimination_reason(
+        row.get(evolved),
+        row.get(answer) if answer else None,
+        equal=row.get("equal") if judged else None,
+        sorry_max_words=sorry_max_words,
+    )
+    return {"eliminated": reason is not None, "elimination_reason": reason}
+
+
+def kept(row: Row) -> bool:
+    """Whether a flagged row stays (it was not eliminated)."""
+    return not row["eliminated"]
+
+
 def eliminate_failed_evolutions(
     *,
     evolved: str = "evolved_instruction",
@@ -173,7 +197,7 @@ def eliminate_failed_evolutions(
 
     Reads ``evolved`` and ``answer`` (None to skip the answer rules 2-3). ``judge_equal=True``
     adds :func:`equal_prompts_judge` on (``original``, ``evolved``) for rule 1, or pass your
-    own task with output ``equal``. ``drop=True`` removes the failed rows instead of keeping
+    own task with a bool output ``equal``. ``drop=True`` removes the failed rows instead of keeping
     them flagged. Works on single columns (``store_evolutions=False``).
 
     >>> print(eliminate_failed_evolutions(judge_equal=True))
@@ -190,25 +214,24 @@ def eliminate_failed_evolutions(
         if "equal" not in judge_equal.output_columns:
             msg = f"eliminate_failed_evolutions: judge_equal must write an 'equal' column, got outputs {list(judge_equal.output_columns)}"
             raise ValueError(msg)
+        if judge_equal.output_dtypes["equal"] != pl.Boolean:
+            msg = (
+                "eliminate_failed_evolutions: judge_equal must declare its 'equal' column as bool "
+                f"(outputs={{'equal': bool}}), got {judge_equal.output_dtypes['equal']}"
+            )
+            raise TypeError(msg)
         judge = judge_equal
     else:
         msg = f"eliminate_failed_evolutions: judge_equal must be None, True or a Task, got {judge_equal!r}"
         raise TypeError(msg)
 
     inputs = [evolved] + ([answer] if answer else []) + (["equal"] if judge is not None else [])
-
-    def flag(row: Row) -> dict[str, Any]:
-        reason = elimination_reason(
-            row.get(evolved),
-            row.get(answer) if answer else None,
-            equal=row.get("equal") if judge is not None else None,
-            sorry_max_words=sorry_max_words,
-        )
-        return {"eliminated": reason is not None, "elimination_reason": reason}
-
-    plan = map_rows(flag, outputs=["eliminated", "elimination_reason"], inputs=inputs, name=name)
+    flag = partial(
+        flag_row, evolved=evolved, answer=answer, judged=judge is not None, sorry_max_words=sorry_max_words
+    )
+    plan = map_rows(flag, outputs={"eliminated": bool, "elimination_reason": str}, inputs=inputs, name=name)
     if judge is not None:
         plan = judge >> plan
     if drop:
-        plan = plan >> filter_rows(lambda row: not row["eliminated"], inputs=["eliminated"], name=f"{name}_drop")
+        plan = plan >> filter_rows(kept, inputs=["eliminated"], name=f"{name}_drop")
     return plan

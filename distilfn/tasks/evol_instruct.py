@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
-
-import jinja2
 
 from distilfn._types import Chat, Row
 from distilfn.chat import chat
@@ -24,13 +23,14 @@ from distilfn.seeding import rng_for
 from distilfn.plan import Plan
 from distilfn.task import Parsed, Task, task
 from distilfn.tasks._templates import render_template, template_source
-from distilfn.tasks.text_generation import compile_template, text_generation
+from distilfn.tasks.text_generation import check_template, render_source, text_generation
 
 __all__ = [
     "WIZARDLM_MUTATIONS",
     "wizardlm_mutations",
-    "compile_mutations",
+    "check_mutations",
     "choose_mutation",
+    "render_mutation",
     "clean_rewrite",
     "read_rewrite",
     "evol_instruct_step",
@@ -40,6 +40,8 @@ __all__ = [
     "evol_instruct_generator",
     "evolution_plan",
     "generator_plan",
+    "copy_seed",
+    "fits_length",
 ]
 
 WIZARDLM_MUTATIONS = (
@@ -52,7 +54,8 @@ WIZARDLM_MUTATIONS = (
 )
 """The six Evol-Instruct operations: five in-depth, one in-breadth (paper Section 3.1)."""
 
-Mutations = tuple[tuple[str, jinja2.Template], ...]
+Mutations = tuple[tuple[str, str], ...]
+"""(name, jinja2 text) per mutation: plain data, so tasks pickle; compiled once per process."""
 
 
 def wizardlm_mutations() -> dict[str, str]:
@@ -66,10 +69,10 @@ def wizardlm_mutations() -> dict[str, str]:
     return {m: template_source(f"evol_instruct/{m}.jinja2") for m in WIZARDLM_MUTATIONS}
 
 
-def compile_mutations(mutations: Mapping[str, str], *, required: Iterable[str], where: str) -> Mutations:
-    """Compile mutation templates, checking each reads exactly the ``required`` columns.
+def check_mutations(mutations: Mapping[str, str], *, required: Iterable[str], where: str) -> Mutations:
+    """Check mutation templates (valid jinja2 reading exactly the ``required`` columns); (name, text) pairs.
 
-    >>> [n for n, _ in compile_mutations({"shorter": "Shorten: {{ instruction }}"}, required=["instruction"], where="t")]
+    >>> [n for n, _ in check_mutations({"shorter": "Shorten: {{ instruction }}"}, required=["instruction"], where="t")]
     ['shorter']
     """
     required = set(required)
@@ -81,7 +84,7 @@ def compile_mutations(mutations: Mapping[str, str], *, required: Iterable[str], 
         if not isinstance(source, str):
             msg = f"{where}: mutation {name!r} must be jinja2 text, got {type(source).__name__}"
             raise TypeError(msg)
-        compiled, names = compile_template(source, where=f"{where} mutation {name!r}")
+        names = check_template(source, where=f"{where} mutation {name!r}")
         if not required <= names:
             msg = f"{where}: mutation {name!r} must place {sorted(required)} (e.g. '{{{{ instruction }}}}'), got {source!r}"
             raise ValueError(msg)
@@ -89,19 +92,31 @@ def compile_mutations(mutations: Mapping[str, str], *, required: Iterable[str], 
         if extra:
             msg = f"{where}: mutation {name!r} reads {extra[0]!r}, which the task does not provide; it provides {sorted(required)}"
             raise ValueError(msg)
-        out.append((name, compiled))
+        out.append((name, source))
     return tuple(out)
 
 
-def choose_mutation(mutations: Mutations, *, seed: int, parts: Iterable[str | int | None]) -> tuple[str, jinja2.Template]:
-    """The mutation for one row: drawn uniformly, seeded by ``seed`` and the row's text ``parts``.
+def choose_mutation(mutations: Mutations, *, seed: int, parts: Iterable[str | int | None]) -> tuple[str, str]:
+    """The mutation for one row, (name, text): drawn uniformly, seeded by ``seed`` and the row's text ``parts``.
 
-    >>> m = compile_mutations({"a": "A {{ instruction }}", "b": "B {{ instruction }}"}, required=["instruction"], where="t")
+    >>> m = check_mutations({"a": "A {{ instruction }}", "b": "B {{ instruction }}"}, required=["instruction"], where="t")
     >>> choose_mutation(m, seed=1, parts=["x"])[0] == choose_mutation(m, seed=1, parts=["x"])[0]
     True
     """
     rng = rng_for(seed, "mutation", *parts)
     return mutations[int(rng.integers(len(mutations)))]
+
+
+def render_mutation(row: Row, *, mutations: Mutations, seed: int, fields: tuple[str, ...]) -> Chat:
+    """The rewrite chat for one row: a mutation drawn from ``seed`` and the row's ``fields``, filled with them.
+
+    >>> m = check_mutations({"a": "Harder: {{ instruction }}"}, required=["instruction"], where="t")
+    >>> render_mutation({"instruction": "Add 2 and 3."}, mutations=m, seed=0, fields=("instruction",))
+    [{'role': 'user', 'content': 'Harder: Add 2 and 3.'}]
+    """
+    values = {f: row[f] for f in fields}
+    _, source = choose_mutation(mutations, seed=seed, parts=[str(values[f]) for f in fields])
+    return chat(render_source(source, **values).strip())
 
 
 # -- reading rewrites -------------------------------------------------------------------
@@ -226,20 +241,14 @@ def evol_instruct_step(
     >>> step.read("#Rewritten Prompt#: Name three red fruits and their vitamins.").values
     {'evolved_instruction': 'Name three red fruits and their vitamins.'}
     """
-    table = compile_mutations(
+    table = check_mutations(
         mutations if mutations is not None else wizardlm_mutations(), required=["instruction"], where=f"task {name!r}"
     )
-
-    def render(row: Row) -> Chat:
-        instruction = row["instruction"]
-        _, template = choose_mutation(table, seed=seed, parts=[str(instruction)])
-        return chat(template.render(instruction=instruction).strip())
-
     return task(
         name=name,
         inputs=["instruction"],
-        outputs=["evolved_instruction"],
-        render=render,
+        outputs={"evolved_instruction": str},
+        render=partial(render_mutation, mutations=table, seed=seed, fields=("instruction",)),
         parse=read_rewrite,
         params=params,
         example={"instruction": "Give three tips for staying healthy."},
@@ -354,6 +363,14 @@ def read_fresh(text: str) -> Parsed:
     return read_rewrite(rest if rest.strip() else stripped, output="seed_instruction")
 
 
+def _render_fresh(row: Row, *, template: str | None) -> Chat:
+    """The fresh-start chat: the packaged prompt, or the user's ``template`` text, about ``topic`` if any."""
+    topic = row.get("topic")
+    if template is not None:
+        return chat(render_source(template, topic=topic).strip())
+    return chat(render_template("evol_instruct/fresh_start.jinja2", topic=topic))
+
+
 def fresh_start(*, name: str = "fresh_start", template: str | None = None) -> Task:
     """Write one instruction from nothing (about ``topic`` when the frame has that column).
 
@@ -367,28 +384,40 @@ def fresh_start(*, name: str = "fresh_start", template: str | None = None) -> Ta
     The question or instruction must be reasonable, self-contained and answerable by an AI assistant from text alone.
     Answer with the question or instruction only.
     """
-    compiled = None
     if template is not None:
-        compiled, names = compile_template(template, where=f"task {name!r}")
+        names = check_template(template, where=f"task {name!r}")
         if names - {"topic"}:
             msg = f"task {name!r}: a fresh-start template may read only 'topic', got {sorted(names)}"
             raise ValueError(msg)
-
-    def render(row: Row) -> Chat:
-        topic = row.get("topic")
-        if compiled is not None:
-            return chat(compiled.render(topic=topic).strip())
-        return chat(render_template("evol_instruct/fresh_start.jinja2", topic=topic))
-
     return task(
         name=name,
         inputs=[],
         optional_inputs=["topic"],
-        outputs=["seed_instruction"],
-        render=render,
+        outputs={"seed_instruction": str},
+        render=partial(_render_fresh, template=template),
         parse=read_fresh,
         description="write one new instruction",
     )
+
+
+def copy_seed(row: Row) -> dict[str, Any]:
+    """``seed_instruction`` as ``instruction`` (a generator plan with no evolution rounds)."""
+    return {"instruction": row["seed_instruction"]}
+
+
+def fits_length(row: Row, *, min_length: int, max_length: int | None) -> bool:
+    """Whether the row's ``instruction`` is text of ``min_length`` to ``max_length`` bytes (UTF-8).
+
+    >>> fits_length({"instruction": "héllo"}, min_length=6, max_length=None)
+    True
+    >>> fits_length({"instruction": None}, min_length=0, max_length=None)
+    False
+    """
+    text = row.get("instruction")
+    if not isinstance(text, str):
+        return False
+    size = len(text.encode("utf-8"))
+    return size >= min_length and (max_length is None or size <= max_length)
 
 
 def generator_plan(
@@ -418,15 +447,10 @@ def generator_plan(
         rewrite = step.map_inputs(instruction="seed_instruction").map_outputs(evolved_instruction="instruction")
         body = body >> evolve(rewrite, n, feed={"evolved_instruction": "instruction"}, name=name)
     else:
-        body = body >> map_rows(lambda r: {"instruction": r["seed_instruction"]}, outputs=["instruction"], inputs=["seed_instruction"], name=f"{name}_copy")
-
-    def fits(row: Row) -> bool:
-        text = row.get("instruction")
-        if not isinstance(text, str):
-            return False
-        size = len(text.encode("utf-8"))
-        return size >= min_length and (max_length is None or size <= max_length)
-
+        body = body >> map_rows(
+            copy_seed, outputs={"instruction": str}, inputs=["seed_instruction"], name=f"{name}_copy"
+        )
+    fits = partial(fits_length, min_length=min_length, max_length=max_length)
     plan = fanout(body, num_instructions) >> filter_rows(fits, inputs=["instruction"], name=f"{name}_length")
     if generate_answers:
         answer = answer_task or text_generation()
@@ -462,7 +486,7 @@ def evol_instruct_generator(
       1. fanout x4
           1. fresh_start  [generator]  - -> seed_instruction
           2. evolve x2 (last round)  evol_instruct_generator  [generator]  seed_instruction -> instruction
-      2. evol_instruct_generator_length  [filter]  instruction
+          3. evol_instruct_generator_length  [filter]  instruction
     """
     step = evol_instruct_step(mutations=mutations, seed=seed, name=name)
     return generator_plan(

@@ -8,14 +8,13 @@ model rewrites ``response`` given ``instruction``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
-from distilfn._types import Chat, Row
-from distilfn.chat import chat
 from distilfn.plan import Plan
 from distilfn.task import Parsed, Task, task
 from distilfn.tasks._templates import template_source
-from distilfn.tasks.evol_instruct import choose_mutation, compile_mutations, evolution_plan, read_rewrite
+from distilfn.tasks.evol_instruct import check_mutations, evolution_plan, read_rewrite, render_mutation
 
 __all__ = ["DEITA_QUALITY_MUTATIONS", "deita_quality_mutations", "read_evolved_response", "evol_quality_step", "evol_quality"]
 
@@ -55,22 +54,16 @@ def evol_quality_step(
     >>> "#Given Prompt#:\\nName a fruit." in prompt and "#Given Response#:\\nApple." in prompt
     True
     """
-    table = compile_mutations(
+    table = check_mutations(
         mutations if mutations is not None else deita_quality_mutations(),
         required=["instruction", "response"],
         where=f"task {name!r}",
     )
-
-    def render(row: Row) -> Chat:
-        instruction, response = row["instruction"], row["response"]
-        _, template = choose_mutation(table, seed=seed, parts=[str(instruction), str(response)])
-        return chat(template.render(instruction=instruction, response=response).strip())
-
     return task(
         name=name,
         inputs=["instruction", "response"],
-        outputs=["evolved_response"],
-        render=render,
+        outputs={"evolved_response": str},
+        render=partial(render_mutation, mutations=table, seed=seed, fields=("instruction", "response")),
         parse=read_evolved_response,
         params=params,
         example={"instruction": "Give three tips for staying healthy.", "response": "Eat well, sleep, move."},

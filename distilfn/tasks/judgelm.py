@@ -165,11 +165,11 @@ def judgelm(*, num_generations: int | None = None, name: str = "judgelm") -> Tas
         name=name,
         inputs=["instruction", "generations"],
         optional_inputs=["reference"],
-        outputs=["ratings", "rationale"],
+        outputs={"ratings": list[float], "rationale": str},
         render=_render,
         parse=partial(_parse, n=num_generations),
         role="judge",
-        schema=_strict_schema(num_generations),
+        schema=partial(_strict_schema, num_generations),
         from_schema=partial(_from_schema, n=num_generations),
         example={
             "instruction": "Name a primary color.",

@@ -162,7 +162,7 @@ def prometheus(
     return task(
         name=name or f"prometheus_{mode}",
         inputs=inputs,
-        outputs=["feedback", "result"],
+        outputs={"feedback": str, "result": str if relative else int},
         render=partial(render, rubric=text),
         parse=partial(parse_prometheus, mode=mode),
         role="judge",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from distilfn._types import Chat, Row
@@ -96,6 +97,30 @@ def parse_instruction_list(text: str) -> list[str]:
     return [i for i in items if i]
 
 
+def _render(
+    row: Row, *, num_instructions: int, criteria: str, application_description: str, system_prompt: str | None
+) -> Chat:
+    """The query-writing chat for one row's ``input``."""
+    prompt = render_template(
+        "self_instruct/generate.jinja2",
+        num_instructions=num_instructions,
+        criteria_for_query_generation=criteria,
+        application_description=application_description,
+        input=row["input"],
+    )
+    return chat(prompt, system_prompt=system_prompt)
+
+
+def _parse(text: str, *, num_instructions: int) -> Parsed:
+    """The listed queries: at most ``num_instructions``; fewer are kept with an error."""
+    items = parse_instruction_list(text)
+    if not items:
+        return Parsed(values={"instructions": None}, error="no instructions could be read from the answer")
+    if len(items) < num_instructions:
+        return Parsed(values={"instructions": items}, error=f"expected {num_instructions} instructions, read {len(items)}")
+    return Parsed(values={"instructions": items[:num_instructions]})
+
+
 def self_instruct(
     *,
     num_instructions: int = 5,
@@ -122,33 +147,18 @@ def self_instruct(
         msg = f"self_instruct: num_instructions must be a whole number >= 1, got {num_instructions!r}"
         raise ValueError(msg)
     criteria = default_criteria() if criteria_for_query_generation is None else criteria_for_query_generation
-
-    def render(row: Row) -> Chat:
-        prompt = render_template(
-            "self_instruct/generate.jinja2",
-            num_instructions=num_instructions,
-            criteria_for_query_generation=criteria,
-            application_description=application_description,
-            input=row["input"],
-        )
-        return chat(prompt, system_prompt=system_prompt)
-
-    def parse(text: str) -> Parsed:
-        items = parse_instruction_list(text)
-        if not items:
-            return Parsed(values={"instructions": None}, error="no instructions could be read from the answer")
-        if len(items) < num_instructions:
-            return Parsed(
-                values={"instructions": items}, error=f"expected {num_instructions} instructions, read {len(items)}"
-            )
-        return Parsed(values={"instructions": items[:num_instructions]})
-
     return task(
         name=name,
         inputs=["input"],
-        outputs=["instructions"],
-        render=render,
-        parse=parse,
+        outputs={"instructions": list[str]},
+        render=partial(
+            _render,
+            num_instructions=num_instructions,
+            criteria=criteria,
+            application_description=application_description,
+            system_prompt=system_prompt,
+        ),
+        parse=partial(_parse, num_instructions=num_instructions),
         params=params,
         example={"input": "photosynthesis"},
         description=f"write {num_instructions} queries for: {application_description}",

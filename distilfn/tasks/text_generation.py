@@ -8,7 +8,7 @@ message, seeded by the task's ``seed`` and the row's content.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cache
+from functools import cache, lru_cache, partial
 from typing import Any
 
 import jinja2
@@ -25,7 +25,8 @@ __all__ = [
     "ultrafeedback_principles",
     "ULTRAFEEDBACK_DISTRIBUTION",
     "choose_principle",
-    "compile_template",
+    "check_template",
+    "render_source",
     "read_generation",
 ]
 
@@ -59,20 +60,46 @@ def ultrafeedback_principles() -> dict[str, tuple[str, ...]]:
     return out
 
 
-def compile_template(source: str, *, where: str) -> tuple[jinja2.Template, frozenset[str]]:
-    """Compile a user's jinja2 prompt; return it with the variables it reads.
+@cache
+def _user_environment() -> jinja2.Environment:
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
-    >>> _, names = compile_template("Q: {{ question }} ({{ level }})", where="t")
-    >>> sorted(names)
+
+def check_template(source: str, *, where: str) -> frozenset[str]:
+    """Check that a user's jinja2 prompt is valid (it parses and compiles); return the variables it reads.
+
+    Tasks keep the template's text, not a compiled template (which does not pickle);
+    :func:`render_source` compiles it once per process.
+
+    >>> sorted(check_template("Q: {{ question }} ({{ level }})", where="t"))
     ['level', 'question']
+    >>> check_template("{{ question ", where="t")
+    Traceback (most recent call last):
+    ...
+    ValueError: t: the template is not valid jinja2 (unexpected end of template, expected 'end of print statement'., line 1), got '{{ question '
     """
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
     try:
-        parsed = env.parse(source)
+        parsed = _user_environment().parse(source)
+        _compiled(source)  # e.g. an unknown filter fails here, not when parsing
     except jinja2.TemplateSyntaxError as exc:
         msg = f"{where}: the template is not valid jinja2 ({exc.message}, line {exc.lineno}), got {source!r}"
         raise ValueError(msg) from exc
-    return env.from_string(source), frozenset(jinja2.meta.find_undeclared_variables(parsed))
+    return frozenset(jinja2.meta.find_undeclared_variables(parsed))
+
+
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    """The compiled template for ``source``, once per process and text."""
+    return _user_environment().from_string(source)
+
+
+def render_source(source: str, **values: Any) -> str:
+    """Render a user's jinja2 text (checked earlier with :func:`check_template`).
+
+    >>> render_source("Q: {{ question }}", question="Why?")
+    'Q: Why?'
+    """
+    return _compiled(source).render(**values)
 
 
 def choose_principle(
@@ -155,6 +182,26 @@ def _check_principles(
     return table, {k: float(v) for k, v in distribution.items()}
 
 
+def _render(
+    row: Row,
+    *,
+    template: str,
+    columns: tuple[str, ...],
+    system_prompt: str | None,
+    principles: tuple[dict[str, tuple[str, ...]], dict[str, float]] | None,
+    seed: int,
+) -> Chat:
+    """The chat for one row: the template over ``columns``, and the system prompt (with a drawn principle)."""
+    prompt = render_source(template, **{c: row[c] for c in columns})
+    system = system_prompt
+    if principles is not None:
+        _, principle_prompt = choose_principle(
+            principles[0], principles[1], seed=seed, parts=[str(row[c]) for c in columns]
+        )
+        system = f"{system_prompt}\n\n{principle_prompt}" if system_prompt else principle_prompt
+    return chat(prompt, system_prompt=system)
+
+
 def text_generation(
     *,
     system_prompt: str | None = None,
@@ -191,29 +238,21 @@ def text_generation(
             msg = f"text_generation {name!r}: with several columns {list(columns)} give a template that places them"
             raise ValueError(msg)
         template = "{{ " + columns[0] + " }}"
-    compiled, names = compile_template(template, where=f"text_generation {name!r}")
+    names = check_template(template, where=f"text_generation {name!r}")
     missing = sorted(names - set(columns))
     if missing:
         msg = f"text_generation {name!r}: the template reads {missing[0]!r}, which is not in columns {list(columns)}"
         raise ValueError(msg)
     table = _check_principles(principles, principles_distribution)
 
-    def render(row: Row) -> Chat:
-        prompt = compiled.render(**{c: row[c] for c in columns})
-        system = system_prompt
-        if table is not None:
-            _, principle_prompt = choose_principle(
-                table[0], table[1], seed=seed, parts=[str(row[c]) for c in columns]
-            )
-            system = f"{system_prompt}\n\n{principle_prompt}" if system_prompt else principle_prompt
-        return chat(prompt, system_prompt=system)
-
     description = "answer the instruction" + (" (principle-steered system prompt)" if table else "")
     return task(
         name=name,
         inputs=columns,
-        outputs=["generation"],
-        render=render,
+        outputs={"generation": str},
+        render=partial(
+            _render, template=template, columns=columns, system_prompt=system_prompt, principles=table, seed=seed
+        ),
         parse=read_generation,
         params=params,
         description=description,

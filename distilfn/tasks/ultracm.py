@@ -102,7 +102,7 @@ def ultracm(*, num_generations: int | None = None, name: str = "ultracm") -> Tas
     return task(
         name=name,
         inputs=["instruction", "generations"],
-        outputs=["critiques", "scores"],
+        outputs={"critiques": list[str], "scores": list[float]},
         render=_render,
         parse=partial(parse_ultracm, n=num_generations),
         role="judge",

@@ -36,6 +36,7 @@ __all__ = [
     "UltraFeedbackAnswer",
     "TypedUltraFeedbackAnswer",
     "answer_schema",
+    "output_types",
     "ultrafeedback",
     "ultrafeedback_judge",
 ]
@@ -128,13 +129,21 @@ def answer_schema(typed: bool, scale: tuple[int, int], n: int | None) -> type:
     )
 
 
-def _outputs(typed: bool) -> tuple[str, ...]:
-    return ("ratings", "rationales", "types", "rationales_for_ratings") if typed else ("ratings", "rationales")
+def output_types(typed: bool) -> dict[str, Any]:
+    """The judge's columns and their types: one entry per text, None where unread.
+
+    >>> output_types(False)
+    {'ratings': list[int], 'rationales': list[str]}
+    """
+    types: dict[str, Any] = {"ratings": list[int], "rationales": list[str]}
+    if typed:
+        types.update(types=list[list[int]], rationales_for_ratings=list[str])
+    return types
 
 
 def _values(blocks: Sequence[RatingBlock] | None, typed: bool) -> dict[str, Any]:
     if blocks is None:
-        return dict.fromkeys(_outputs(typed))
+        return dict.fromkeys(output_types(typed))
     if typed:
         return {
             "ratings": [b.rating for b in blocks],
@@ -276,12 +285,12 @@ def ultrafeedback_judge(
         name=name or f"ultrafeedback_{aspect.replace('-', '_')}",
         inputs=["instruction", "generations"],
         optional_inputs=["world_knowledge"],
-        outputs=_outputs(typed),
+        outputs=output_types(typed),
         render=partial(_render, template=template, extra=extra),
         parse=partial(_parse, typed=typed, scale=scale, n=num_generations, schema=lenient),
         role="judge",
         params={} if num_generations is None else {"max_tokens": answer_token_budget(typed, num_generations)},
-        schema=answer_schema(typed, scale, num_generations),
+        schema=partial(answer_schema, typed, scale, num_generations),
         from_schema=partial(_from_schema, typed=typed, scale=scale, n=num_generations),
         example=_EXAMPLE,
         description=f"UltraFeedback {aspect} ratings {scale[0]}-{scale[1]} for each generation",

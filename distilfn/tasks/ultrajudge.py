@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from functools import lru_cache, partial
 from typing import Any
 
+import polars as pl
+
 from distilfn.chat import chat
 from distilfn.parsing import as_texts, labelled_value, read_score, split_blocks
 from distilfn.task import Parsed, Task, task
 from distilfn.tasks._templates import render_template
 
-__all__ = ["DEFAULT_AREAS", "parse_ultrajudge", "ultrajudge"]
+__all__ = ["DEFAULT_AREAS", "areas_dtype", "parse_ultrajudge", "ultrajudge"]
 
 DEFAULT_AREAS: tuple[str, ...] = (
     "Practical Accuracy",
@@ -113,6 +115,16 @@ def _render(row: dict[str, Any], *, areas: Sequence[str]) -> list[dict[str, str]
     return chat(prompt, system_prompt=render_template("ultrajudge/system.jinja2"))
 
 
+def areas_dtype(areas: Sequence[str]) -> pl.DataType:
+    """The ``areas`` column: per generation, a struct with one field per area, each a rating and its rationale.
+
+    >>> areas_dtype(["Accuracy"])
+    List(Struct({'Accuracy': Struct({'rating': Float64, 'rationale': String})}))
+    """
+    one = pl.Struct({"rating": pl.Float64(), "rationale": pl.String()})
+    return pl.List(pl.Struct({area: one for area in areas}))
+
+
 def ultrajudge(
     *, areas: Sequence[str] = DEFAULT_AREAS, num_generations: int | None = None, name: str = "ultrajudge"
 ) -> Task:
@@ -125,10 +137,14 @@ def ultrajudge(
     if not areas or not all(isinstance(a, str) and a.strip() for a in areas):
         msg = f"ultrajudge: `areas` must be a non-empty list of area names, got {areas!r}"
         raise ValueError(msg)
+    if len(set(areas)) != len(areas):
+        repeated = next(a for a in areas if areas.count(a) > 1)
+        msg = f"ultrajudge: `areas` names {repeated!r} twice; each area is a field of the 'areas' column"
+        raise ValueError(msg)
     return task(
         name=name,
         inputs=["instruction", "generations"],
-        outputs=["ratings", "areas"],
+        outputs={"ratings": list[float], "areas": areas_dtype(areas)},
         render=partial(_render, areas=areas),
         parse=partial(parse_ultrajudge, areas=areas, n=num_generations),
         role="judge",
