@@ -98,27 +98,6 @@ DTYPES: dict[str, dict[str, pl.DataType]] = {
 MAY_BE_NULL = {"elimination_reason"}
 """Output columns that are null on success."""
 
-NESTED_LIST_BUG = (
-    "KERNEL BUG, not the catalogue: distilfn/run/columns.py _wrap reshapes a List-of-List series with "
-    "Series.reshape, which flattens nested lists (InvalidOperationError 'cannot reshape array of size k "
-    "into shape (n, m)' or 'casting from Int64 to list type'), so a list[list[int]] column (UltraFeedback "
-    "helpfulness/truthfulness 'types') cannot be assembled. Remove this mark when _wrap is fixed."
-)
-KERNEL_BUGS = {
-    "ultrafeedback helpfulness": NESTED_LIST_BUG,
-    "ultrafeedback truthfulness judge": NESTED_LIST_BUG,
-}
-"""Cases a kernel bug breaks (strict xfail, so a fix shows up as a failure to remove the mark)."""
-
-
-def mark_kernel_bug(request: pytest.FixtureRequest, name: str) -> None:
-    """Mark the running test strict-xfail when case ``name`` hits a known kernel bug."""
-    if name in KERNEL_BUGS:
-        request.applymarker(
-            pytest.mark.xfail(reason=KERNEL_BUGS[name], raises=pl.exceptions.InvalidOperationError, strict=True)
-        )
-
-
 def meta_rows(out: pl.DataFrame) -> list[dict]:
     """Every step result in the frame (list metadata flattened)."""
     found = []

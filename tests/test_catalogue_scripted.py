@@ -7,7 +7,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from catalogue_cases import CASES, DTYPES, MAY_BE_NULL, MORE_CASES, canonical_answer, check_case, mark_kernel_bug, meta_rows
+from catalogue_cases import CASES, DTYPES, MAY_BE_NULL, MORE_CASES, canonical_answer, check_case, meta_rows
 from distilfn.plan import as_plan
 from distilfn.testing import scripted_model
 
@@ -21,8 +21,7 @@ ANSWER = (
 
 
 @pytest.mark.parametrize(("name", "plan", "frame", "outputs"), CASES, ids=[c[0] for c in CASES])
-def test_catalogue_task_runs_on_a_scripted_model(name, plan, frame, outputs, request):
-    mark_kernel_bug(request, name)
+def test_catalogue_task_runs_on_a_scripted_model(name, plan, frame, outputs):
     model = scripted_model(lambda chat: ANSWER)
     data = pl.DataFrame(frame)
     out = plan.run(data, model=model, cache=False, max_error_rate=None)
@@ -38,8 +37,7 @@ def test_every_case_declares_its_dtypes():
 
 
 @pytest.mark.parametrize(("name", "plan", "frame", "outputs"), ALL_CASES, ids=[c[0] for c in ALL_CASES])
-def test_well_formed_answers_come_out_with_their_declared_dtypes_and_no_error(name, plan, frame, outputs, request):
-    mark_kernel_bug(request, name)
+def test_well_formed_answers_come_out_with_their_declared_dtypes_and_no_error(name, plan, frame, outputs):
     model = scripted_model(canonical_answer)
     data = pl.DataFrame(frame)
     out = plan.run(data, model=model, cache=False)

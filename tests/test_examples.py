@@ -17,10 +17,6 @@ import pytest
 from without_packages import MARK, TEST_EXTRA, python_without
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-NEEDS_CATALOGUE_TYPES = pytest.mark.xfail(
-    reason="needs the catalogue's declared output types (issue 10, another part); remove once they land",
-    strict=False,
-)
 
 # (script, args, a pattern its output must contain when it ran correctly)
 EXAMPLE_RUNS = [
@@ -31,7 +27,6 @@ EXAMPLE_RUNS = [
     ("oss_instruct.py", [], r"PROBLEM:\nWrite `dedupe\(xs\)`(.|\n)*SOLUTION:\n```python\ndef dedupe\(xs\):"),
     ("structured_output.py", ["--scripted"], r"positive\s+┆\s+5\b"),
 ]
-WAITING_FOR_CATALOGUE_TYPES = {"haiku_self_instruct.py", "judge_comparison.py"}
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py") if p.name != "conftest.py" and not p.name.startswith("test_"))
 
 
@@ -62,7 +57,7 @@ def test_example_needs_no_test_extra(script, args):
 @pytest.mark.parametrize(
     ("script", "args", "expected"),
     [
-        pytest.param(*run, marks=NEEDS_CATALOGUE_TYPES if run[0] in WAITING_FOR_CATALOGUE_TYPES else ())
+        pytest.param(*run)
         for run in EXAMPLE_RUNS
     ],
 )

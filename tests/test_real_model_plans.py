@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from catalogue_cases import CASES, INSTRUCTION, check_case, mark_kernel_bug, meta_rows
+from catalogue_cases import CASES, INSTRUCTION, check_case, meta_rows
 from distilfn import tasks as T
 from distilfn.models.openai import openai_compatible
 
@@ -52,8 +52,7 @@ def test_evol_instruct_then_ultrafeedback_rates_every_answer(model):
 
 
 @pytest.mark.parametrize(("name", "plan", "frame", "outputs"), CASES, ids=[c[0] for c in CASES])
-def test_catalogue_task_runs_on_the_real_model(model, name, plan, frame, outputs, request):
-    mark_kernel_bug(request, name)
+def test_catalogue_task_runs_on_the_real_model(model, name, plan, frame, outputs):
     data = pl.DataFrame(frame)
     out = run(plan, data, model)
     check_case(name, data, out, outputs)
