@@ -356,8 +356,8 @@ def schema_of(value: Any) -> pl.Schema | None:
 
     Column names alone give columns of unknown dtype (String is assumed).
 
-    >>> schema_of(["a", "b"])
-    Schema({'a': String, 'b': String})
+    >>> dict(schema_of(["a", "b"]))
+    {'a': String, 'b': String}
     """
     if value is None:
         return None

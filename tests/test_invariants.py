@@ -148,10 +148,14 @@ def test_a_sigkill_at_any_point_then_a_rerun_gives_the_uninterrupted_frame(data,
             child.wait(timeout=30)
             resumed = subprocess.run(args, capture_output=True, timeout=120)
             assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
-            twice = sum(count - 1 for count in server.stats()["ok_per_key"].values() if count > 1)
-            assert twice <= 4  # at most the requests in flight (max_concurrency) at the kill
+            answered = server.stats()["ok_per_key"]
         with FakeServer(reply=reply) as reference_server:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RowsFailedWarning)
                 expected = plan.run(data, model=openai_compatible(reference_server.url, model="fake"), cache=False)
+            needed = reference_server.stats()["ok_per_key"]
+        # a chat can legitimately be asked more than once (equal prompts in different samples):
+        # count only the answers beyond what an uninterrupted run asks for
+        twice = sum(max(0, count - needed.get(key, 0)) for key, count in answered.items())
+        assert twice <= 4  # at most the requests in flight (max_concurrency) at the kill
         assert_frame_equal(comparable(pl.read_parquet(out)), comparable(expected))
