@@ -59,22 +59,32 @@ def check_chat(value: Any, *, where: str) -> Chat:
     ...
     TypeError: task 't' rendered str, expected a list of {'role', 'content'} messages
     """
-    if not isinstance(value, Sequence) or isinstance(value, str | bytes) or not value:
-        msg = f"{where} rendered {type(value).__name__}, expected a list of {{'role', 'content'}} messages"
+    if type(value) is not list:
+        if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+            msg = f"{where} rendered {type(value).__name__}, expected a list of {{'role', 'content'}} messages"
+            raise TypeError(msg)
+        value = list(value)
+    if not value:
+        msg = f"{where} rendered an empty chat, expected a list of {{'role', 'content'}} messages"
         raise TypeError(msg)
-    out: Chat = []
     for i, message in enumerate(value):
-        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+        if type(message) is not dict or "role" not in message or "content" not in message:
             msg = f"{where} rendered message {i} as {message!r}, expected a dict with 'role' and 'content'"
             raise TypeError(msg)
         if message["role"] not in _ROLES:
             msg = f"{where} rendered message {i} with role {message['role']!r}, expected one of {sorted(_ROLES)}"
             raise TypeError(msg)
-        if not isinstance(message["content"], str):
-            msg = f"{where} rendered message {i} with content of type {type(message['content']).__name__}, expected str"
+        content = message["content"]
+        if type(content) is not str:
+            msg = f"{where} rendered message {i} with content of type {type(content).__name__}, expected str"
             raise TypeError(msg)
-        out.append(message)
-    return out
+        if not content.isascii():
+            try:
+                content.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                msg = f"{where} rendered message {i} with a lone surrogate at position {exc.start}, which cannot be sent or stored"
+                raise TypeError(msg) from None
+    return value
 
 
 def format_chat(messages: Chat) -> str:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Task", "Parsed", "task"]
 
+_UNSET: Any = object()
+
 
 class Parsed(msgspec.Struct, frozen=True, kw_only=True):
     """What a parser read: the columns it could read, and why it could not read the rest.
@@ -175,9 +177,13 @@ class Task(Step, frozen=True, kw_only=True):
         parsed = self.read_raw(text, row)
         return self.checked(parsed)
 
-    def read_raw(self, text: str, row: Row | None = None) -> Parsed:
-        """What the schema decoder or the parser made of ``text``, in task-side names, unchecked."""
-        schema = self.schema_type
+    def read_raw(self, text: str, row: Row | None = None, schema: Any = _UNSET) -> Parsed:
+        """What the schema decoder or the parser made of ``text``, in task-side names, unchecked.
+
+        ``schema`` is the resolved :attr:`schema_type`, when the caller already has it.
+        """
+        if schema is _UNSET:
+            schema = self.schema_type
         parsed = self._read_structured(text, schema) if schema is not None else None
         if parsed is not None:
             return parsed
@@ -202,7 +208,7 @@ class Task(Step, frozen=True, kw_only=True):
                 try:
                     value = check(value)
                 except StoreError as exc:
-                    errors.append(f"column {column!r} cannot store the value: {exc}{_type_hint(self, name, value)}")
+                    errors.append(self.store_error(name, column, value, exc))
                     value = None
             if value is None:
                 missing.append(column)
@@ -210,6 +216,10 @@ class Task(Step, frozen=True, kw_only=True):
         if not errors and missing:
             errors.append("could not read " + ", ".join(repr(c) for c in missing))
         return Parsed(values=values, error="; ".join(errors) or None)
+
+    def store_error(self, name: str, column: str, value: Any, exc: StoreError) -> str:
+        """The error for a value of output ``name`` that its column cannot store."""
+        return f"column {column!r} cannot store the value: {exc}{_type_hint(self, name, value)}"
 
     def _read_structured(self, text: str, schema: Any) -> Parsed | None:
         try:

@@ -344,7 +344,7 @@ def test_the_cli_exits_non_zero_when_rows_failed_and_says_how_to_retry(tmp_path)
     pl.DataFrame({"q": ["a", "b"]}).write_ndjson(tmp_path / "in.jsonl")
     args = ["run", str(tmp_path / "plan.py"), "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.parquet"),
             "--cache", str(tmp_path / "cache"), "-q"]
-    with FakeServer(status=503) as server:
+    with FakeServer(status=400) as server:  # a rejected request fails its row at once (no retries)
         failed = cli(*args, "--model", server.url, "--model-name", "fake")
         assert failed.returncode == 1, failed.stderr
         assert "2 of 2 input rows failed" in failed.stderr and "run the same command again" in failed.stderr

@@ -82,7 +82,7 @@ class Interpreter:
         self.dry = dry
         self.blocks: list[str] = []
         self._notice = notice or (lambda text: print(text, file=sys.stderr))
-        self._params: dict[str, dict[str, Any]] = {}
+        self._routes: dict[str, tuple[Any, dict[str, Any], asyncio.Semaphore | None, bool]] = {}
         self._slots: asyncio.Semaphore | None = None
         self._caps: dict[int, asyncio.Semaphore] = {}
         self._reader: _BatchedReader | None = None
@@ -96,61 +96,71 @@ class Interpreter:
 
     async def ask(self, call: Call, chat: Any, view: Mapping[str, Any], path: tuple[int, ...], n: int) -> list[Answer]:
         """``n`` answers to ``chat`` for ``call``: from the cache where known, else from the model."""
-        t = call.task
-        model = self.models[t.role]
-        params = self._params.get(call.label)
-        if params is None:
-            params = self._params[call.label] = {**self.options.params, **t.params}
-        schema = t.schema_type
-        stats = self.stats.step(call.label)
+        label = call.label
+        route = self._routes.get(label)
+        if route is None:
+            route = self._routes[label] = self._route(call)
+        model, params, cap, cached = route
+        schema = call.schema
+        stats = self.stats.step(label)
+        if not cached:
+            if n == 1:
+                return await self._request(model, chat, params, schema, 1, stats, cap)
+            return await self._fresh(model, chat, params, schema, list(range(n)), n, stats, cap)
+        schema_name = getattr(schema, "__name__", None) if schema is not None else None
+        keys = [
+            request_key(chat=chat, model_identity=model.identity, params=params, n_index=(*path, i),
+                        seed=params.get("seed"), schema_name=schema_name)
+            for i in range(n)
+        ]
+        hits = await self._reader.get(keys)  # type: ignore[union-attr]
         answers: list[Answer | None] = [None] * n
-        keys: list[str] | None = None
-        identity = getattr(model, "identity", None)
-        if self._reader is not None and identity:
-            schema_name = getattr(schema, "__name__", None) if schema is not None else None
-            keys = [
-                request_key(chat=chat, model_identity=identity, params=params, n_index=(*path, i),
-                            seed=params.get("seed"), schema_name=schema_name)
-                for i in range(n)
-            ]
-            hits = await self._reader.get(keys)
-            for i, key in enumerate(keys):
-                hit = hits.get(key)
-                if hit is not None and self.options.retry_failed and t.checked(t.read_raw(hit.text or "", view)).error is not None:
-                    hit = None  # asked to re-request answers the parser cannot read
-                if hit is not None:
-                    stats.cache_hits += 1
-                    answers[i] = hit
+        for i, key in enumerate(keys):
+            hit = hits.get(key)
+            if hit is not None and self.options.retry_failed and call._read(hit.text or "", dict(view))[1] is not None:
+                hit = None  # asked to re-request answers the parser cannot read
+            if hit is not None:
+                stats.cache_hits += 1
+                answers[i] = hit
         todo = [i for i in range(n) if answers[i] is None]
         if todo:
-            if len(todo) == 1:
-                fresh = await self._request(model, chat, _sample_params(params, todo[0], n), schema, 1, stats)
-            elif getattr(model, "supports_n", False):
-                fresh = await self._request(model, chat, params, schema, len(todo), stats)
-            else:
-                groups = await asyncio.gather(
-                    *(self._request(model, chat, _sample_params(params, i, n), schema, 1, stats) for i in todo)
-                )
-                fresh = [a for g in groups for a in g]
+            fresh = await self._fresh(model, chat, params, schema, todo, n, stats, cap)
             stored = {}
             for i, answer in zip(todo, fresh, strict=True):
                 answers[i] = answer
-                if answer.error is None and keys is not None:
+                if answer.error is None:
                     stored[keys[i]] = answer
-                elif answer.error is not None:
-                    self._check_error_rate(answer.error)
-            if stored and self.cache is not None:
-                self.cache.put_many(stored)
+            if stored:
+                self.cache.put_many(stored)  # type: ignore[union-attr]
         return answers  # type: ignore[return-value]
 
-    async def _request(self, model: Any, chat: Any, params: dict[str, Any], schema: Any, n: int, stats: StepStats) -> list[Answer]:
+    def _route(self, call: Call) -> tuple[Any, dict[str, Any], asyncio.Semaphore | None, bool]:
+        """What every request of ``call`` uses: its model, parameters, the model's cap, and whether it is cached."""
+        t = call.task
+        model = self.models[t.role]
+        params = {**self.options.params, **t.params}
+        cached = self._reader is not None and bool(getattr(model, "identity", None))
+        return model, params, self._caps.get(id(model)), cached
+
+    async def _fresh(self, model: Any, chat: Any, params: dict[str, Any], schema: Any, todo: list[int], n: int,
+                     stats: StepStats, cap: asyncio.Semaphore | None) -> list[Answer]:
+        """Answers for samples ``todo`` of ``n``: one request for all when the model takes ``n``."""
+        if len(todo) == 1:
+            return await self._request(model, chat, _sample_params(params, todo[0], n), schema, 1, stats, cap)
+        if getattr(model, "supports_n", False):
+            return await self._request(model, chat, params, schema, len(todo), stats, cap)
+        groups = await asyncio.gather(
+            *(self._request(model, chat, _sample_params(params, i, n), schema, 1, stats, cap) for i in todo)
+        )
+        return [a for g in groups for a in g]
+
+    async def _request(self, model: Any, chat: Any, params: dict[str, Any], schema: Any, n: int, stats: StepStats,
+                       cap: asyncio.Semaphore | None) -> list[Answer]:
         """One request for ``n`` samples; errors become answers, except those that stop the run."""
-        assert self._slots is not None
-        cap = self._caps.get(id(model))
-        async with self._slots:
+        run = self.stats
+        async with self._slots:  # type: ignore[union-attr]
             if cap is not None:
                 await cap.acquire()
-            run = self.stats
             run.in_flight += 1
             if run.in_flight > run.max_in_flight:
                 run.max_in_flight = run.in_flight
@@ -165,24 +175,34 @@ class Interpreter:
                 run.in_flight -= 1
                 if cap is not None:
                     cap.release()
-        if isinstance(result, FatalModelError):
+        if isinstance(result, Generation) and len(result.texts) == n:
+            answers = self._answers(result, model)
+        elif isinstance(result, FatalModelError):
             raise result
-        if isinstance(result, BaseException):
+        elif isinstance(result, BaseException):
             error = safe_text(str(result) or type(result).__name__)[0]
-            return [Answer(None, f"request failed: {error}")] * n
-        if not isinstance(result, Generation) or len(result.texts) != n:
+            answers = [Answer(None, f"request failed: {error}")] * n
+        else:
             got = len(result.texts) if isinstance(result, Generation) else type(result).__name__
-            return [Answer(None, f"request failed: model returned {got} texts for n={n}")] * n
-        stats.input_tokens += result.input_tokens or 0
-        stats.output_tokens += result.output_tokens or 0
+            answers = [Answer(None, f"request failed: model returned {got} texts for n={n}")] * n
+        if answers[0].error is not None:
+            self._check_error_rate(answers[0].error)
+        return answers
+
+    def _answers(self, result: Generation, model: Any) -> list[Answer]:
+        """One answer per sample of ``result``; usage is recorded on the first so that sums are right."""
+        tokens_in, tokens_out = result.input_tokens, result.output_tokens
         name = result.model_name or getattr(model, "name", None)
         out = []
         for i, text in enumerate(result.texts):
-            # usage is per request: it is recorded on the first sample so that sums are right
-            tokens_in = result.input_tokens if i == 0 else (0 if result.input_tokens is not None else None)
-            tokens_out = result.output_tokens if i == 0 else (0 if result.output_tokens is not None else None)
-            if not isinstance(text, str):
+            if i == 1:
+                tokens_in = 0 if tokens_in is not None else None
+                tokens_out = 0 if tokens_out is not None else None
+            if type(text) is not str:
                 out.append(Answer(None, f"request failed: model returned {type(text).__name__}, expected str", name))
+                continue
+            if text.isascii():
+                out.append(Answer(text, None, name, tokens_in, tokens_out))
                 continue
             fixed, problem = safe_text(text)
             error = None if problem is None else f"the model's answer cannot be stored: {problem}"
@@ -219,6 +239,7 @@ class Interpreter:
                     f"(its own max_concurrency), below the run's max_concurrency={limit}"
                 )
         self._reader = _BatchedReader(self.cache, asyncio.get_running_loop()) if self.cache is not None else None
+        self._routes = {}
 
     async def run(
         self,
@@ -235,25 +256,36 @@ class Interpreter:
         """
         self._open()
         window = window or max(256, 4 * self.options.max_concurrency)
-        gate = asyncio.Semaphore(window)
+        low = window // 2
         tree = self.compiled.tree
         stats = self.stats
+        room = asyncio.Event()
+        room.set()
+        active = 0
 
         async def one(index: int, values: dict[str, Any]) -> None:
+            nonlocal active
             try:
                 units = await run_nodes(tree, self, Unit(values))
                 stats.rows_done += 1
                 stats.rows_out += len(units)
-                if any(u.failed for u in units):
-                    stats.rows_failed += 1
+                for u in units:
+                    if u.failed:
+                        stats.rows_failed += 1
+                        break
                 on_done(index, units)
             finally:
-                gate.release()
+                active -= 1
+                if active <= low:
+                    room.set()
 
         try:
             async with asyncio.TaskGroup() as tasks:
                 for index, values in rows:
-                    await gate.acquire()
+                    if active >= window:  # refill by half a window at a time: one wake-up, not one per row
+                        room.clear()
+                        await room.wait()
+                    active += 1
                     stats.rows_in += 1
                     tasks.create_task(one(index, values))
         except BaseExceptionGroup as group:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from distilfn.chat import format_chat
+from distilfn.chat import check_chat, format_chat
 from distilfn.compile import Scope
-from distilfn.dtypes import instance
+from distilfn.dtypes import StoreError, checker, instance
 from distilfn.meta import MODEL_META, model_record
 from distilfn.tree import Context, Node, Unit
 
@@ -36,6 +36,12 @@ class Call(Node, frozen=True, kw_only=True, tag="call"):
     meta_slot: str
     dtypes: tuple[Any, ...]
     shown_inputs: str
+    checks: tuple[Any, ...] = ()
+    """Per output, the function that vets a value for its dtype (see :func:`distilfn.dtypes.checker`)."""
+    schema: Any = None
+    """The structured-output type, resolved once."""
+    where: str = ""
+    required: frozenset[str] = frozenset()
 
     def outline(self, number: int, pad: str) -> list[str]:
         return [f"{pad}{number}. {self.line()}"]
@@ -73,12 +79,12 @@ class Call(Node, frozen=True, kw_only=True, tag="call"):
         view: dict[str, Any] = {}
         for name, slot, column in self.reads:
             value = values.get(slot)
-            if value is None and name in t.inputs:
+            if value is None and name in self.required:
                 stats.skipped += n
                 return [self._failed(None, skip_reason(unit, column))] * n
             view[name] = value
         try:
-            chat = t.chat_of(view)
+            chat = check_chat(t.render(view), where=self.where)
         except Exception as exc:
             stats.request_failed += n
             return [self._failed(None, f"render failed: {type(exc).__name__}: {exc}")] * n
@@ -93,18 +99,38 @@ class Call(Node, frozen=True, kw_only=True, tag="call"):
                 out.append(self._failed(chat, answer.error, answer))
                 continue
             text = answer.text or ""
-            parsed = t.checked(t.read_raw(text, view))
-            error = parsed.error
+            update, error = self._read(text, view)
             if error is None:
                 stats.ok += 1
             else:
                 stats.parse_failed += 1
-            update = dict(zip(self.writes, parsed.values.values(), strict=True))
-            update[self.meta_slot] = model_record(
-                chat, text, answer.model_name, answer.input_tokens, answer.output_tokens, error, answer.cached
-            )
+            update[self.meta_slot] = (chat, text, answer.model_name, answer.input_tokens, answer.output_tokens, error, answer.cached)
             out.append((update, error is not None))
         return out
+
+    def _read(self, text: str, view: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The slots to write for ``text``, each value checked against its dtype, and the error."""
+        t: Task = self.task
+        raw = t.read_raw(text, view, self.schema)
+        found = raw.values
+        error = raw.error
+        update: dict[str, Any] = {}
+        missing = None
+        for name, slot, check in zip(t.outputs, self.writes, self.checks, strict=True):
+            value = found.get(name)
+            if value is not None:
+                try:
+                    value = check(value)
+                except StoreError as exc:
+                    column = t.output_map.get(name, name)
+                    error = "; ".join(filter(None, [error, t.store_error(name, column, value, exc)]))
+                    value = None
+            if value is None:
+                missing = [*(missing or []), t.output_map.get(name, name)]
+            update[slot] = value
+        if error is None and missing:
+            error = "could not read " + ", ".join(repr(c) for c in missing)
+        return update, error
 
     def _failed(self, chat: Any, error: str, answer: Any = None) -> tuple[dict[str, Any], bool]:
         update: dict[str, Any] = dict.fromkeys(self.writes)
@@ -161,6 +187,12 @@ def call_for(t: Task, scope: Scope, *, shown_inputs: str | None = None, label: s
             reads.append((name, c.slot, c.name))
     label = label or scope.label(t.name, role=t.role)
     dtypes = tuple(t.output_dtypes.values())
+    extra = {
+        "checks": tuple(checker(d) for d in dtypes),
+        "schema": t.schema_type,
+        "where": f"task {t.name!r}",
+        "required": frozenset(t.inputs),
+    }
     if private:
         writes = tuple(scope.private_slot(f"{label}.{c}") for c in t.output_columns)
         meta_slot = scope.private_slot(f"{label}.meta")
@@ -175,6 +207,7 @@ def call_for(t: Task, scope: Scope, *, shown_inputs: str | None = None, label: s
         meta_slot=meta_slot,
         dtypes=dtypes,
         shown_inputs=shown_inputs or ", ".join(t.input_columns) or "-",
+        **extra,
     )
 
 
