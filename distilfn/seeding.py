@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-__all__ = ["stable_hash", "rng_for"]
+__all__ = ["stable_hash", "rng_for", "uniform"]
 
 
 def stable_hash(*parts: str | int | None) -> int:
@@ -31,3 +31,13 @@ def rng_for(seed: int, *parts: str | int | None) -> np.random.Generator:
     True
     """
     return np.random.default_rng([seed & 0xFFFFFFFF, stable_hash(*parts) & 0xFFFFFFFFFFFFFFFF])
+
+
+def uniform(seed: int, *parts: str | int | None) -> float:
+    """A float in [0, 1) determined by ``seed`` and ``parts``: a seeded draw that costs a hash,
+    not a random generator (prompts draw one per request).
+
+    >>> 0 <= uniform(0, "x") < 1 and uniform(0, "x") == uniform(0, "x") != uniform(1, "x")
+    True
+    """
+    return stable_hash(seed, *parts) / 2**64

@@ -33,6 +33,7 @@ from distilfn.run.answers import Answer
 
 __all__ = [
     "RequestCache",
+    "RequestKeys",
     "request_key",
     "strip_secrets",
     "default_cache_dir",
@@ -44,7 +45,7 @@ __all__ = [
 CACHE_FILENAME = "requests.sqlite"
 """The file name used when a cache is given as a directory."""
 
-_KEY_VERSION = 1
+_KEY_VERSION = 2
 _SECRET_NAMES = frozenset(
     {"apikey", "xapikey", "authorization", "proxyauthorization", "token", "accesstoken", "bearertoken",
      "password", "secret", "clientsecret", "cookie", "setcookie", "credentials"}
@@ -128,16 +129,32 @@ def request_key(
     >>> len(k)
     64
     """
-    payload = {
-        "v": _KEY_VERSION,
-        "chat": chat,
-        "model": model_identity,
-        "params": _canonical(strip_secrets(params)),
-        "n_index": _canonical(n_index),
-        "seed": seed,
-        "schema": schema_name,
-    }
-    return hashlib.blake2b(_ENCODER.encode(payload), digest_size=32).hexdigest()
+    return RequestKeys(model_identity=model_identity, params=params, seed=seed, schema_name=schema_name).key(chat, n_index)
+
+
+class RequestKeys:
+    """The cache keys of one step's requests: all but the chat and the sample index is fixed,
+    so it is encoded once (see :func:`request_key`)."""
+
+    __slots__ = ("_prefix",)
+
+    def __init__(self, *, model_identity: str, params: Mapping[str, Any], seed: int | None, schema_name: str | None):
+        fixed = {
+            "v": _KEY_VERSION,
+            "model": model_identity,
+            "params": _canonical(strip_secrets(params)),
+            "seed": seed,
+            "schema": schema_name,
+        }
+        self._prefix = _ENCODER.encode(fixed) + b"\x1e"
+
+    def key(self, chat: Any, n_index: int | tuple[int, ...]) -> str:
+        """The key of sample ``n_index`` of ``chat``."""
+        digest = hashlib.blake2b(self._prefix, digest_size=32)
+        digest.update(_ENCODER.encode(chat))
+        digest.update(b"\x1e")
+        digest.update(_ENCODER.encode(n_index))
+        return digest.hexdigest()
 
 
 _SCHEMA = """

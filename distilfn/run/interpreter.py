@@ -20,7 +20,7 @@ from distilfn.compile import Compiled
 from distilfn.errors import FatalModelError, RunAbortedError
 from distilfn.models._base import Generation
 from distilfn.run.answers import Answer, safe_text
-from distilfn.run.cache import RequestCache, request_key
+from distilfn.run.cache import RequestCache, RequestKeys
 from distilfn.run.options import RunOptions
 from distilfn.run.stats import RunStats, StepStats
 from distilfn.steps.call import Call
@@ -32,7 +32,8 @@ MIN_RESULTS_FOR_ERROR_RATE = 50
 
 
 class _BatchedReader:
-    """Cache lookups made in one turn of the event loop, answered by one query."""
+    """Cache lookups made in one turn of the event loop, answered by one query in a worker
+    thread (SQLite releases the GIL, so the loop renders and parses other rows meanwhile)."""
 
     def __init__(self, cache: RequestCache, loop: asyncio.AbstractEventLoop):
         self.cache = cache
@@ -48,15 +49,19 @@ class _BatchedReader:
 
     def _flush(self) -> None:
         pending, self.pending = self.pending, []
-        try:
-            found = self.cache.get_many([k for keys, _ in pending for k in keys])
-        except Exception as exc:  # a broken cache fails the run, not a row
-            for _, future in pending:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+        query = self.loop.run_in_executor(None, self.cache.get_many, [k for keys, _ in pending for k in keys])
+        query.add_done_callback(lambda done: self._answer(pending, done))
+
+    @staticmethod
+    def _answer(pending: list[tuple[list[str], asyncio.Future]], done: asyncio.Future) -> None:
+        error = done.exception() if not done.cancelled() else asyncio.CancelledError()
         for keys, future in pending:
-            if not future.done():
+            if future.done():
+                continue
+            if error is not None:  # a broken cache fails the run, not a row
+                future.set_exception(error)
+            else:
+                found = done.result()
                 future.set_result({k: found[k] for k in keys if k in found})
 
 
@@ -82,7 +87,7 @@ class Interpreter:
         self.dry = dry
         self.blocks: list[str] = []
         self._notice = notice or (lambda text: print(text, file=sys.stderr))
-        self._routes: dict[str, tuple[Any, dict[str, Any], asyncio.Semaphore | None, bool]] = {}
+        self._routes: dict[str, tuple[Any, dict[str, Any], asyncio.Semaphore | None, RequestKeys | None]] = {}
         self._slots: asyncio.Semaphore | None = None
         self._caps: dict[int, asyncio.Semaphore] = {}
         self._reader: _BatchedReader | None = None
@@ -100,19 +105,14 @@ class Interpreter:
         route = self._routes.get(label)
         if route is None:
             route = self._routes[label] = self._route(call)
-        model, params, cap, cached = route
+        model, params, cap, maker = route
         schema = call.schema
         stats = self.stats.step(label)
-        if not cached:
+        if maker is None:
             if n == 1:
                 return await self._request(model, chat, params, schema, 1, stats, cap)
             return await self._fresh(model, chat, params, schema, list(range(n)), n, stats, cap)
-        schema_name = getattr(schema, "__name__", None) if schema is not None else None
-        keys = [
-            request_key(chat=chat, model_identity=model.identity, params=params, n_index=(*path, i),
-                        seed=params.get("seed"), schema_name=schema_name)
-            for i in range(n)
-        ]
+        keys = [maker.key(chat, (*path, i)) for i in range(n)]
         hits = await self._reader.get(keys)  # type: ignore[union-attr]
         answers: list[Answer | None] = [None] * n
         for i, key in enumerate(keys):
@@ -134,13 +134,19 @@ class Interpreter:
                 self.cache.put_many(stored)  # type: ignore[union-attr]
         return answers  # type: ignore[return-value]
 
-    def _route(self, call: Call) -> tuple[Any, dict[str, Any], asyncio.Semaphore | None, bool]:
-        """What every request of ``call`` uses: its model, parameters, the model's cap, and whether it is cached."""
+    def _route(self, call: Call) -> tuple[Any, dict[str, Any], asyncio.Semaphore | None, RequestKeys | None]:
+        """What every request of ``call`` uses: its model, parameters, the model's cap, and
+        its cache keys (None when it is not cached)."""
         t = call.task
         model = self.models[t.role]
         params = {**self.options.params, **t.params}
-        cached = self._reader is not None and bool(getattr(model, "identity", None))
-        return model, params, self._caps.get(id(model)), cached
+        identity = getattr(model, "identity", None)
+        maker = None
+        if self._reader is not None and identity:
+            schema = call.schema
+            maker = RequestKeys(model_identity=identity, params=params, seed=params.get("seed"),
+                                schema_name=getattr(schema, "__name__", None) if schema is not None else None)
+        return model, params, self._caps.get(id(model)), maker
 
     async def _fresh(self, model: Any, chat: Any, params: dict[str, Any], schema: Any, todo: list[int], n: int,
                      stats: StepStats, cap: asyncio.Semaphore | None) -> list[Answer]:

@@ -19,7 +19,7 @@ from typing import Any
 from distilfn._types import Chat, Row
 from distilfn.chat import chat
 from distilfn.steps import evolve, explode, fanout, filter_rows, group, map_rows
-from distilfn.seeding import rng_for
+from distilfn.seeding import uniform
 from distilfn.plan import Plan
 from distilfn.task import Parsed, Task, task
 from distilfn.tasks._templates import render_template, template_source
@@ -103,8 +103,7 @@ def choose_mutation(mutations: Mutations, *, seed: int, parts: Iterable[str | in
     >>> choose_mutation(m, seed=1, parts=["x"])[0] == choose_mutation(m, seed=1, parts=["x"])[0]
     True
     """
-    rng = rng_for(seed, "mutation", *parts)
-    return mutations[int(rng.integers(len(mutations)))]
+    return mutations[int(uniform(seed, "mutation", *parts) * len(mutations))]
 
 
 def render_mutation(row: Row, *, mutations: Mutations, seed: int, fields: tuple[str, ...]) -> Chat:
@@ -216,9 +215,14 @@ def read_rewrite(text: str, *, output: str = "evolved_instruction", strip_notes:
     return Parsed(values={output: cleaned})
 
 
+_LABEL_ONLY = re.compile(r"(?:the )?" + _LABEL_WORDS)
+_LABEL_NOISE = re.compile(r"[\s*_#:\-\"'`]+")
+
+
 def _only_label(t: str) -> bool:
-    stripped = re.sub(r"[\s*_#:\-\"'`]+", " ", t).strip().lower()
-    return bool(re.fullmatch(r"(?:the )?" + _LABEL_WORDS, stripped))
+    if len(t) > 80:  # a label is a few words: a longer text is a rewrite
+        return False
+    return bool(_LABEL_ONLY.fullmatch(_LABEL_NOISE.sub(" ", t).strip().lower()))
 
 
 # -- the rewrite task -------------------------------------------------------------------

@@ -16,9 +16,9 @@ import jinja2.meta
 
 from distilfn._types import Chat, Row
 from distilfn.chat import chat
-from distilfn.seeding import rng_for
+from distilfn.seeding import uniform
 from distilfn.task import Parsed, Task, task
-from distilfn.tasks._templates import render_template
+from distilfn.tasks._templates import render_compiled, render_template
 
 __all__ = [
     "text_generation",
@@ -99,7 +99,7 @@ def render_source(source: str, **values: Any) -> str:
     >>> render_source("Q: {{ question }}", question="Why?")
     'Q: Why?'
     """
-    return _compiled(source).render(**values)
+    return render_compiled(_compiled(source), values)
 
 
 def choose_principle(
@@ -117,13 +117,17 @@ def choose_principle(
     >>> choose_principle(p, {"a": 1.0, "b": 0.0}, seed=3, parts=["x"]) == choose_principle(p, {"a": 1.0, "b": 0.0}, seed=3, parts=["x"])
     True
     """
-    rng = rng_for(seed, "principle", *parts)
     names = [n for n in principles if distribution.get(n, 0.0) > 0]
     weights = [distribution[n] for n in names]
-    total = sum(weights)
-    name = names[int(rng.choice(len(names), p=[w / total for w in weights]))]
+    draw = uniform(seed, "principle", *parts) * sum(weights)
+    name = names[-1]
+    for candidate, weight in zip(names, weights, strict=True):
+        if draw < weight:
+            name = candidate
+            break
+        draw -= weight
     prompts = principles[name]
-    return name, prompts[int(rng.integers(len(prompts)))]
+    return name, prompts[int(uniform(seed, "principle prompt", *parts) * len(prompts))]
 
 
 def read_generation(text: str) -> Parsed:
