@@ -62,6 +62,20 @@ def comparable(frame: pl.DataFrame) -> pl.DataFrame:
     return out
 
 
+def cached_answers(cache: Path) -> int:
+    """How many answers the cache at ``cache`` holds (read as another process would)."""
+    import sqlite3
+
+    file = cache / "requests.sqlite"
+    if not file.exists():
+        return 0
+    with sqlite3.connect(f"file:{file}?mode=ro", uri=True) as db:
+        try:
+            return db.execute("SELECT count(*) FROM answers").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
 def env() -> dict[str, str]:
     return {**os.environ, "DISTILFN_API_KEY": SECRET, "PYTHONUNBUFFERED": "1"}
 
@@ -77,9 +91,12 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(workdir: Path):
             assert run.poll() is None, run.stderr.read().decode()
             assert time.monotonic() < deadline, "the run made no progress"
             time.sleep(0.02)
-        # hold every new request, let the answered ones land in the cache, then kill -9
+        # hold every new request, wait until every answered sample is in the cache, then kill -9
         server.configure(latency=3600)
-        time.sleep(0.6)
+        while server.due_within(60) or cached_answers(cache) < server.stats()["choices"]:
+            assert run.poll() is None, run.stderr.read().decode()
+            assert time.monotonic() < deadline + 60, "answers never reached the cache"
+            time.sleep(0.02)
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=10)
         answered_before = server.stats()["ok"]

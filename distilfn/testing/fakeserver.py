@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import concurrent.futures
 import hashlib
 import json
 import math
@@ -177,6 +178,7 @@ class _Stats:
         self.connections = 0  # connections accepted
         self.completions = 0  # chat-completion requests received
         self.ok = 0
+        self.choices = 0  # samples in the 200 answers
         self.dropped = 0
         self.statuses: Counter[int] = Counter()
         self.requests_per_key: Counter[str] = Counter()
@@ -221,8 +223,9 @@ class _Stats:
             self.last_body = request
             return attempt
 
-    def settle(self, key: str, status: int | None) -> None:
-        """Take an admitted chat completion out of flight, answered ``status`` (None: dropped)."""
+    def settle(self, key: str, status: int | None, choices: int = 0) -> None:
+        """Take an admitted chat completion out of flight, answered ``status`` (None: dropped)
+        with ``choices`` samples."""
         with self.lock:
             self._leave()
             if status is None:
@@ -231,6 +234,7 @@ class _Stats:
             self.statuses[status] += 1
             if status == 200:
                 self.ok += 1
+                self.choices += choices
                 self.ok_per_key[key] = self.ok_per_key.get(key, 0) + 1
 
     def snapshot(self) -> dict[str, Any]:
@@ -245,6 +249,7 @@ class _Stats:
                 "connections": self.connections,
                 "completions": self.completions,
                 "ok": self.ok,
+                "choices": self.choices,
                 "dropped": self.dropped,
                 "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
                 "requests_per_key": dict(self.requests_per_key),
@@ -338,6 +343,24 @@ class FakeServer:
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters (what ``GET /stats`` returns)."""
         return self._stats.snapshot()
+
+    def due_within(self, seconds: float) -> int:
+        """How many chat completions waiting out their latency will be answered within ``seconds``.
+
+        A test that raised the latency to hold new requests waits for this to reach 0: then
+        every request still in flight is held, and every other one has been answered.
+        """
+        loop = self._loop
+        if loop is None:
+            return 0
+        count: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+        def measure() -> None:
+            limit = loop.time() + seconds
+            count.set_result(sum(1 for due, _, _ in self._deadlines.queue if due <= limit))
+
+        loop.call_soon_threadsafe(measure)
+        return count.result(timeout=10)
 
     def reset_stats(self) -> None:
         """Zero every counter."""
@@ -493,7 +516,7 @@ class FakeServer:
         except BaseException:
             self._stats.leave()
             raise
-        self._stats.settle(job.key, None if answer is None else answer[0])
+        self._stats.settle(job.key, None if answer is None else answer[0], job.n if answer is not None else 0)
         return answer
 
     def _outcome(self, job: _Job) -> Answer | None:
