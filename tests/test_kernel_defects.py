@@ -367,3 +367,23 @@ def test_the_cli_refuses_a_second_writer_with_one_line(tmp_path):
     assert busy.returncode == 2
     assert "Traceback" not in busy.stderr
     assert "another run is writing" in busy.stderr.strip().splitlines()[-1]
+
+
+# -- specs travel ------------------------------------------------------------------------------
+
+
+def test_model_specs_pickle_without_their_sessions_or_credentials(monkeypatch):
+    import cloudpickle
+
+    from distilfn.models import local, openai_compatible
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    remote = openai_compatible("http://127.0.0.1:9/v1", model="m", api_key="sk-never-travels-123")
+    data = cloudpickle.dumps(remote)
+    assert b"sk-never-travels-123" not in data
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-worker-env")
+    copy = cloudpickle.loads(data)
+    assert copy.identity == remote.identity and copy.max_concurrency is None
+    assert copy._secrets.headers["authorization"] == "Bearer sk-from-the-worker-env"
+    engine = cloudpickle.loads(cloudpickle.dumps(local()))
+    assert not engine.running and engine.name == local().name

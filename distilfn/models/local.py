@@ -147,6 +147,17 @@ class LocalModel:
         self._backend_url: str | None = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The spec travels, not the running engine: a copy starts its own on first use."""
+        state = dict(self.__dict__)
+        state.update(_engine=None, _backend=None, _backend_url=None)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         state = f"running at {self._engine.base_url}" if self.running else "not running"
         return f"LocalModel({self.name!r}, n_parallel={self.n_parallel}, {state})"

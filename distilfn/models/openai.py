@@ -233,6 +233,21 @@ class OpenAICompatible:
         urls = self.base_urls[0] if len(self.base_urls) == 1 else list(self.base_urls)
         return f"OpenAICompatible({urls!r}, model={self.name!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The spec travels (to a worker process), not its sessions nor its credentials:
+        the copy reads its API key from ``OPENAI_API_KEY`` where it lands."""
+        state = dict(self.__dict__)
+        state["_state"] = None
+        state["_auth_error"] = None
+        state["_secrets"] = {k: v for k, v in self._secrets.headers.items() if k.lower() not in _SECRET_HEADERS}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        headers = state.pop("_secrets")
+        self.__dict__.update(state)
+        key = os.environ.get("OPENAI_API_KEY")
+        self._secrets = _Secrets({**headers, "authorization": f"Bearer {key}"} if key else headers)
+
     # -- the model protocol ------------------------------------------------------------
     async def agenerate(
         self, chats: Sequence[Chat], *, n: int = 1, schema: Any = None, **params: Any
