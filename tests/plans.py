@@ -20,8 +20,8 @@ from distilfn.plan import Plan, identity
 
 __all__ = ["frames", "plan_specs", "build", "multiplicity", "model", "errors_in", "FAIL_EVERY", "UNREADABLE_EVERY"]
 
-FAIL_EVERY = 7
-UNREADABLE_EVERY = 5
+FAIL_EVERY = 3
+UNREADABLE_EVERY = 4
 
 
 def _bucket(text: str, every: int) -> bool:
@@ -193,24 +193,31 @@ def build(specs: list[tuple[Any, ...]]) -> tuple[Plan, list[tuple[Any, ...]]]:
     return plan, used
 
 
-def multiplicity(specs: list[tuple[Any, ...]], row: dict[str, Any]) -> tuple[int, bool]:
-    """Output rows ``row`` gives without filters, and whether a filter drops it on purpose."""
-    factors: list[int] = []
-    dropped = False
-    for spec in specs:
+def multiplicity(specs: list[tuple[Any, ...]], row: dict[str, Any]) -> tuple[int, int | None]:
+    """Output rows ``row`` gives without filters, and the position of the first filter that
+    drops its output rows on purpose (None when none does).
+
+    A filter inside a fan that a later ``group()`` closes only shortens that fan's lists; it
+    drops output rows when every fan open at its place stays open to the end.
+    """
+    factors: list[tuple[int, int]] = []  # (position of the fan, its size)
+    filters: list[tuple[int, list[int]]] = []
+    for position, spec in enumerate(specs):
         kind = spec[0]
         if kind == "fanout":
-            factors.append(spec[1])
+            factors.append((position, spec[1]))
         elif kind == "explode":
-            factors.append(max(len(row["items"] or []), 1))
+            factors.append((position, max(len(row["items"] or []), 1)))
         elif kind == "group":
             factors.pop()
         elif kind == "filter" and not _keep(row):
-            dropped = True
+            filters.append((position, [p for p, _ in factors]))
     total = 1
-    for factor in factors:
+    for _, factor in factors:
         total *= factor
-    return total, dropped
+    still_open = {p for p, _ in factors}
+    dropping = [position for position, fans in filters if set(fans) <= still_open]
+    return total, (dropping[0] if dropping else None)
 
 
 def errors_in(value: Any) -> list[str]:
