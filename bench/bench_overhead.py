@@ -24,7 +24,7 @@ import polars as pl
 from _common import fastest, info_line, interleaved, ratio_line, text_task
 
 ROWS = 10_000
-ROUNDS = 3
+ROUNDS = 5
 CONCURRENCY = 64
 DISTILABEL_ROWS_PER_S = 239.0  # MEASURED.md: distilabel 1.5.3, 1 step, instant model, 10k rows
 ANSWER = "a fixed answer from an instant model"
