@@ -213,8 +213,10 @@ def test_model_accepting_n_gets_one_request_for_all_samples():
         async def aclose(self):
             pass
 
-    out = fanout(echo_task("g", "q", "a"), 4).run(frame(3), model=NModel(), cache=False)
+    stats = RunStats()
+    out = fanout(echo_task("g", "q", "a"), 4).run(frame(3), model=NModel(), cache=False, stats=stats)
     assert NModel.requests == 3
+    assert (stats.step("g").input_tokens, stats.step("g").output_tokens) == (30, 12)  # the summary's token counts
     assert out["a"].to_list() == ["s0", "s1", "s2", "s3"] * 3
     tokens = out["meta.g"].struct.field("output_tokens")
     assert tokens.sum() == 12  # usage counted once per request, not once per sample

@@ -182,6 +182,8 @@ class Interpreter:
                 if cap is not None:
                     cap.release()
         if isinstance(result, Generation) and len(result.texts) == n:
+            stats.input_tokens += result.input_tokens or 0
+            stats.output_tokens += result.output_tokens or 0
             answers = self._answers(result, model)
         elif isinstance(result, FatalModelError):
             raise result
