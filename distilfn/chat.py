@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from distilfn._types import Chat, Message
+from distilfn.dtypes import lone_surrogate
 
 __all__ = ["system", "user", "assistant", "chat", "check_chat", "format_chat"]
 
@@ -78,12 +79,10 @@ def check_chat(value: Any, *, where: str) -> Chat:
         if type(content) is not str:
             msg = f"{where} rendered message {i} with content of type {type(content).__name__}, expected str"
             raise TypeError(msg)
-        if not content.isascii():
-            try:
-                content.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                msg = f"{where} rendered message {i} with a lone surrogate at position {exc.start}, which cannot be sent or stored"
-                raise TypeError(msg) from None
+        at = lone_surrogate(content)
+        if at is not None:
+            msg = f"{where} rendered message {i} with a lone surrogate at position {at}, which cannot be sent or stored"
+            raise TypeError(msg)
     return value
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import polars as pl
 
-__all__ = ["dtype_of", "checker", "StoreError", "describe", "instance"]
+__all__ = ["dtype_of", "checker", "StoreError", "describe", "instance", "lone_surrogate"]
 
 
 class StoreError(ValueError):
@@ -144,17 +144,30 @@ def _fail(expected: str, value: Any, path: str) -> StoreError:
     return StoreError(f"expected {expected}, got {type(value).__name__} {shown}{_path(path)}")
 
 
+def lone_surrogate(text: str) -> int | None:
+    """The position of the first lone surrogate in ``text`` (UTF-8 cannot hold one), or None.
+
+    >>> lone_surrogate("ok é"), lone_surrogate("a\\ud800")
+    (None, 1)
+    """
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
 def _check_str(value: Any, path: str = "") -> str:
     if type(value) is not str:
         if isinstance(value, str):
             return _check_str(str(value), path)
         raise _fail("a string", value, path)
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            msg = f"the text holds a lone surrogate {value[exc.start]!r} at position {exc.start}{_path(path)}, which UTF-8 cannot store"
-            raise StoreError(msg) from None
+    at = lone_surrogate(value)
+    if at is not None:
+        msg = f"the text holds a lone surrogate {value[at]!r} at position {at}{_path(path)}, which UTF-8 cannot store"
+        raise StoreError(msg)
     return value
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from distilfn.dtypes import lone_surrogate
+
 __all__ = ["Answer", "safe_text"]
 
 
@@ -30,11 +32,8 @@ def safe_text(text: str) -> tuple[str, str | None]:
     >>> safe_text("a\\ud800b")[0]
     'a\\ufffdb'
     """
-    if text.isascii():
+    at = lone_surrogate(text)
+    if at is None:
         return text, None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        fixed = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
-        return fixed, f"the text holds a lone surrogate at position {exc.start}, which UTF-8 cannot store (replaced by U+FFFD)"
-    return text, None
+    fixed = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+    return fixed, f"the text holds a lone surrogate at position {at}, which UTF-8 cannot store (replaced by U+FFFD)"
