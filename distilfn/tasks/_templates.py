@@ -19,6 +19,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        auto_reload=False,  # package data does not change while a process runs: no stat per {% include %}
     )
 
 
