@@ -16,6 +16,7 @@ sample path through fanouts and whether a step failed for it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -62,6 +63,9 @@ class Context(Protocol):
 
     def show(self, block: str) -> None:
         """Record a block of dry-run output."""
+
+    def muted(self, on: bool) -> AbstractContextManager[None]:
+        """While on, :meth:`show` records nothing (the other samples of a dry-run fan)."""
 
 
 class Node(msgspec.Struct, frozen=True, kw_only=True, tag=True):

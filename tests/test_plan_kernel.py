@@ -394,3 +394,22 @@ def test_structured_read_survives_pathological_text():
     for head, unit, size in [("", "[", 100_000), ("```json", "\n", 20_000), ("```", "`", 10_000)]:
         assert t.read(head + unit * size).values == {"score": None}
         assert_linear(lambda n, head=head, unit=unit: t.read(head + unit * n), size // 8, what=f"{head!r} + {unit!r} * n")
+
+
+def test_the_dry_run_is_a_method_that_shows_each_step_once_with_every_sample_downstream():
+    from distilfn.tasks import evol_instruct, ultrafeedback
+
+    text = (evol_instruct(n=2) >> ultrafeedback()).preview()
+    assert text.count("--- evol_instruct [generator] ---") == 1
+    assert text.count("--- text_generation [generator] ---") == 1
+    assert "4 text outputs" in text  # the judge sees the four placeholder answers
+    import distilfn
+
+    assert callable(distilfn.Plan.preview) and not hasattr(distilfn, "preview_plan")
+
+
+def test_the_dry_run_calls_no_model_and_needs_none():
+    calls = []
+    plan = echo_task("a", "q", "x") >> echo_task("j", "x", "s", role="judge")
+    text = plan.preview(pl.DataFrame({"q": ["hello"]}))
+    assert "a: hello" in text and "j: <x>" in text and calls == []

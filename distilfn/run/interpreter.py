@@ -12,8 +12,9 @@ This is the only place (with the model backends and the writer) that has effects
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from distilfn.compile import Compiled
@@ -86,6 +87,7 @@ class Interpreter:
         self.stats = stats if stats is not None else RunStats()
         self.dry = dry
         self.blocks: list[str] = []
+        self._mute = 0
         self._notice = notice or (lambda text: print(text, file=sys.stderr))
         self._routes: dict[str, tuple[Any, dict[str, Any], asyncio.Semaphore | None, RequestKeys | None]] = {}
         self._slots: asyncio.Semaphore | None = None
@@ -97,7 +99,16 @@ class Interpreter:
         return self.stats.step(label)
 
     def show(self, block: str) -> None:
-        self.blocks.append(block)
+        if not self._mute:
+            self.blocks.append(block)
+
+    @contextlib.contextmanager
+    def muted(self, on: bool) -> Iterator[None]:
+        self._mute += on
+        try:
+            yield
+        finally:
+            self._mute -= on
 
     async def ask(self, call: Call, chat: Any, view: Mapping[str, Any], path: tuple[int, ...], n: int) -> list[Answer]:
         """``n`` answers to ``chat`` for ``call``: from the cache where known, else from the model."""

@@ -90,7 +90,8 @@ class Call(Node, frozen=True, kw_only=True, tag="call"):
             return [self._failed(None, f"render failed: {type(exc).__name__}: {exc}")] * n
         if ctx.dry:
             ctx.show(f"--- {self.label} [{t.role}] ---\n{format_chat(chat)}")
-            return [({s: placeholder(c, d) for s, c, d in zip(self.writes, t.output_columns, self.dtypes, strict=True)}, False)] * n
+            shown = {s: placeholder(c, d) for s, c, d in zip(self.writes, t.output_columns, self.dtypes, strict=True)}
+            return [(dict(shown), False) for _ in range(n)]
         answers = await ctx.ask(self, chat, view, unit.path, n)
         out = []
         for answer in answers:

@@ -43,10 +43,11 @@ class EvolveNode(Node, frozen=True, kw_only=True, tag="evolve"):
         rounds: list[list[object]] = []
         metas = []
         failed = False
-        for index in range(1 if ctx.dry else self.n):
-            if ctx.dry and self.n > 1:
+        for index in range(self.n):
+            if ctx.dry and self.n > 1 and index == 0:
                 ctx.show(f"--- {call.label}: evolve x{self.n}, round 1 shown ---")
-            ((update, round_failed),) = await call.sample(ctx, Unit(local, (*unit.path, index), unit.failed, unit.void), 1)
+            with ctx.muted(ctx.dry and index > 0):
+                ((update, round_failed),) = await call.sample(ctx, Unit(local, (*unit.path, index), unit.failed, unit.void), 1)
             if not ctx.dry:
                 metas.append(update[call.meta_slot])
             if round_failed:

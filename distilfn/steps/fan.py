@@ -71,11 +71,10 @@ class Fan(Node, frozen=True, kw_only=True, tag="fan"):
                 children = [unit.child(i, {self.element: item}) for i, item in enumerate(items)]
             if ctx.dry:
                 ctx.show(f"--- {self.shown}: the next steps run once per element (shown: the first) ---")
-                children = children[:1]
         elif rest and isinstance(rest[0], Call):
             if ctx.dry:
-                ctx.show(f"--- {self.shown}: the next step runs {self.n} times per row ---")
-            samples = await rest[0].sample(ctx, unit, 1 if ctx.dry else self.n)
+                ctx.show(f"--- {self.shown}: the next step runs {self.n} times per row (shown: the first) ---")
+            samples = await rest[0].sample(ctx, unit, self.n)
             children = []
             for i, (update, failed) in enumerate(samples):
                 child = unit.child(i, update)
@@ -83,8 +82,13 @@ class Fan(Node, frozen=True, kw_only=True, tag="fan"):
                 children.append(child)
             rest = rest[1:]
         else:
-            children = [unit.child(i) for i in range(1 if ctx.dry else self.n)]
-        if rest:
+            children = [unit.child(i) for i in range(self.n)]
+        if rest and ctx.dry:  # one sample shown; the others run muted, so later steps see every sample
+            results = []
+            for i, child in enumerate(children):
+                with ctx.muted(i > 0):
+                    results += await run_nodes(rest, ctx, child)
+        elif rest:
             if len(children) == 1:
                 results = await run_nodes(rest, ctx, children[0])
             else:
