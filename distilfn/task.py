@@ -197,25 +197,29 @@ class Task(Step, frozen=True, kw_only=True):
             return Parsed(values={}, error=f"parse failed: the parser returned {type(result).__name__}, expected a dict or Parsed")
         return Parsed(values=result)
 
-    def checked(self, parsed: Parsed) -> Parsed:
-        """``parsed`` in frame column names, each value checked against its column's dtype."""
+    def checked(self, parsed: Parsed, checks: tuple[Any, ...] | None = None) -> Parsed:
+        """``parsed`` in frame column names (in output order), each value checked against its
+        column's dtype (``checks``: the checkers, when the caller has them already)."""
         values: dict[str, Any] = {}
-        errors = [parsed.error] if parsed.error else []
-        missing = []
-        for name, column, check in zip(self.outputs, self.output_columns, _checks(self), strict=True):
-            value = parsed.values.get(name)
+        error = parsed.error
+        missing = None
+        found = parsed.values
+        output_map = self.output_map
+        for name, check in zip(self.outputs, checks if checks is not None else _checks(self), strict=True):
+            column = output_map.get(name, name)
+            value = found.get(name)
             if value is not None:
                 try:
                     value = check(value)
                 except StoreError as exc:
-                    errors.append(self.store_error(name, column, value, exc))
+                    error = "; ".join(filter(None, [error, self.store_error(name, column, value, exc)]))
                     value = None
             if value is None:
-                missing.append(column)
+                missing = [*(missing or []), column]
             values[column] = value
-        if not errors and missing:
-            errors.append("could not read " + ", ".join(repr(c) for c in missing))
-        return Parsed(values=values, error="; ".join(errors) or None)
+        if error is None and missing:
+            error = "could not read " + ", ".join(repr(c) for c in missing)
+        return Parsed(values=values, error=error)
 
     def store_error(self, name: str, column: str, value: Any, exc: StoreError) -> str:
         """The error for a value of output ``name`` that its column cannot store."""

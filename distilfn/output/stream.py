@@ -247,7 +247,7 @@ class StreamedOutput:
         for item in sorted(self.parts.iterdir()):
             if item.name in known:
                 continue
-            if item.name.startswith("part-") and item.suffix == ".parquet" or item.name.startswith("."):
+            if (item.name.startswith("part-") and item.suffix == ".parquet") or item.name.startswith("."):
                 item.unlink()  # written by a run stopped before it could record it
             else:
                 warnings.warn(

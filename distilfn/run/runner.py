@@ -185,8 +185,14 @@ class _ChunkWriter:
 def _sigterm_cancels(task: asyncio.Task | None, stopped: list[int]) -> Iterator[None]:
     """While running, SIGTERM cancels ``task`` (like Ctrl-C does) so that what finished is saved."""
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        stopped.append(signal.SIGTERM)
+        if task is not None:
+            task.cancel()
+
     try:
-        loop.add_signal_handler(signal.SIGTERM, lambda: (stopped.append(signal.SIGTERM), task and task.cancel()))
+        loop.add_signal_handler(signal.SIGTERM, stop)
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
         yield
         return

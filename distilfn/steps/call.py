@@ -14,7 +14,7 @@ import polars as pl
 
 from distilfn.chat import check_chat, format_chat
 from distilfn.compile import Scope
-from distilfn.dtypes import StoreError, checker, instance
+from distilfn.dtypes import checker, instance
 from distilfn.meta import MODEL_META, model_record
 from distilfn.tree import Context, Node, Unit
 
@@ -112,26 +112,8 @@ class Call(Node, frozen=True, kw_only=True, tag="call"):
     def _read(self, text: str, view: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The slots to write for ``text``, each value checked against its dtype, and the error."""
         t: Task = self.task
-        raw = t.read_raw(text, view, self.schema)
-        found = raw.values
-        error = raw.error
-        update: dict[str, Any] = {}
-        missing = None
-        for name, slot, check in zip(t.outputs, self.writes, self.checks, strict=True):
-            value = found.get(name)
-            if value is not None:
-                try:
-                    value = check(value)
-                except StoreError as exc:
-                    column = t.output_map.get(name, name)
-                    error = "; ".join(filter(None, [error, t.store_error(name, column, value, exc)]))
-                    value = None
-            if value is None:
-                missing = [*(missing or []), t.output_map.get(name, name)]
-            update[slot] = value
-        if error is None and missing:
-            error = "could not read " + ", ".join(repr(c) for c in missing)
-        return update, error
+        parsed = t.checked(t.read_raw(text, view, self.schema), self.checks)
+        return dict(zip(self.writes, parsed.values.values(), strict=True)), parsed.error
 
     def _failed(self, chat: Any, error: str, answer: Any = None) -> tuple[dict[str, Any], bool]:
         update: dict[str, Any] = dict.fromkeys(self.writes)
