@@ -301,3 +301,31 @@ def test_sigkill_of_an_ungrouped_fanout_then_a_rerun_gives_every_sample(tmp_path
     out = read_output(tmp_path / "out.jsonl")
     assert out.height == 90
     assert out.group_by("q").len()["len"].to_list() == [3] * 30
+
+
+def test_no_chunk_ever_holds_part_of_an_input_row(tmp_path):
+    """Stopped midway, an ungrouped fanout of 3 leaves chunks whose input rows all have their 3 outputs."""
+    from distilfn.errors import AuthenticationError
+    from distilfn.models import FunctionModel
+    from distilfn.output.manifest import ROW
+
+    out = tmp_path / "out.parquet"
+    calls = []
+
+    def dies(chats):
+        calls.extend(chats)
+        if len(calls) > 40:
+            raise AuthenticationError("401: the key ran out")
+        return answer(chats)
+
+    data = pl.DataFrame({"q": [f"q{i:02d}" for i in range(30)]})
+    with pytest.raises(AuthenticationError):
+        fanout(echo(), 3).run_to(data, out, model=FunctionModel(dies, threaded=False), chunk_rows=2, max_concurrency=3)
+    parts = sorted(parts_dir(out).glob("part-*.parquet"))
+    assert parts
+    for part in parts:
+        counts = pl.read_parquet(part).group_by(ROW).len()["len"].to_list()
+        assert counts and set(counts) == {3}, part.name
+    echo_plan = fanout(echo(), 3)
+    echo_plan.run_to(data, out, model=answer)
+    assert pl.read_parquet(out).group_by("q").len()["len"].to_list() == [3] * 30
