@@ -269,22 +269,21 @@ class Interpreter:
     ) -> None:
         """Run ``(index, values)`` pairs; call ``on_done(index, units)`` as each finishes.
 
-        At most ``window`` source rows are in progress at once (memory stays bounded);
+        ``window`` workers share the rows, so at most that many source rows are in
+        progress at once (memory stays bounded) and a row starts as soon as one finishes;
         the first error that stops the run (authentication, the error rate) cancels
         everything and propagates.
         """
         self._open()
         window = window or max(256, 4 * self.options.max_concurrency)
-        low = window // 2
         tree = self.compiled.tree
         stats = self.stats
-        room = asyncio.Event()
-        room.set()
-        active = 0
+        pending = iter(rows)
 
-        async def one(index: int, values: dict[str, Any]) -> None:
-            nonlocal active
-            try:
+        async def worker() -> None:
+            # a pool of workers shares the rows: a task per worker, not per row
+            for index, values in pending:
+                stats.rows_in += 1
                 units = await run_nodes(tree, self, Unit(values))
                 stats.rows_done += 1
                 stats.rows_out += len(units)
@@ -293,20 +292,11 @@ class Interpreter:
                         stats.rows_failed += 1
                         break
                 on_done(index, units)
-            finally:
-                active -= 1
-                if active <= low:
-                    room.set()
 
         try:
             async with asyncio.TaskGroup() as tasks:
-                for index, values in rows:
-                    if active >= window:  # refill by half a window at a time: one wake-up, not one per row
-                        room.clear()
-                        await room.wait()
-                    active += 1
-                    stats.rows_in += 1
-                    tasks.create_task(one(index, values))
+                for _ in range(window):
+                    tasks.create_task(worker())
         except BaseExceptionGroup as group:
             raise _first_cause(group) from None
 
