@@ -91,7 +91,7 @@ def main() -> None:
     )
     picked = {k: fastest(v) for k, v in runs.items()}
     (t_base, c_base, base), (t3, c3, out3) = picked["plain"], picked["three"]
-    (t1, c1, _), (t_base1, c_base1, _), (t1s, c1s, _) = picked["one"], picked["plain1"], picked["one_sync"]
+    (t1, c1, _), (t_base1, c_base1, _), (t1s, _, _) = picked["one"], picked["plain1"], picked["one_sync"]
     assert out3.height == ROWS and out3["c"].null_count() == 0 and base.height == ROWS
     rps3, rps1, rps_base = ROWS / t3, ROWS / t1, ROWS / t_base
     requests = 3 * ROWS

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import polars as pl
-import pytest
 
 from distilfn import tasks as T
 from distilfn.meta import META_PREFIX

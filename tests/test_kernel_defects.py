@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from distilfn import Parsed, evolve, explode, fanout, filter_rows, group, map_rows, read_output, task
+from distilfn import explode, fanout, filter_rows, group, read_output, task
 from distilfn.errors import OutputLockedError, PlanError, ResumeRefusedError
 from distilfn.models import FunctionModel
 from distilfn.run import RowsFailedWarning, RunOptions

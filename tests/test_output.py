@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
-import warnings
 from pathlib import Path
 
 import polars as pl
@@ -24,7 +21,6 @@ from distilfn.inputs import fingerprint_input, read_input, scan_input
 from distilfn.output import IncompleteOutputWarning, finished_rows, manifest_path, parts_dir, write_frame
 from distilfn.output import jsonl
 from distilfn.output.manifest import decode_schema, encode_schema
-from distilfn.run import RowsFailedWarning
 
 FRAME = pl.DataFrame({"instruction": ["Explain photosynthesis.", "Write a haiku about rain."], "n": [1, 2]})
 

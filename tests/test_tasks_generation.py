@@ -21,7 +21,6 @@ from distilfn.tasks.elimination import (
 from distilfn.tasks.evol_complexity import deita_complexity_mutations, evol_complexity, evol_complexity_generator
 from distilfn.tasks.evol_instruct import (
     WIZARDLM_MUTATIONS,
-    clean_rewrite,
     evol_instruct,
     evol_instruct_generator,
     evol_instruct_step,
