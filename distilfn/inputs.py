@@ -90,12 +90,6 @@ class InputFingerprint(msgspec.Struct, frozen=True):
     rows: int
     digest: str
 
-    def describe_change(self, now: InputFingerprint) -> str:
-        """Say how ``now`` differs from this fingerprint."""
-        if self.rows != now.rows:
-            return f"it had {self.rows} rows then and has {now.rows} now"
-        return f"it still has {self.rows} rows, but their values or types changed"
-
 
 def fingerprint_input(lazy: pl.LazyFrame, *, batch_rows: int = BATCH_ROWS) -> InputFingerprint:
     """The fingerprint of a (lazy) input, read batch by batch in bounded memory.

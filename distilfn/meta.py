@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-__all__ = ["META_PREFIX", "MESSAGE", "MODEL_META", "ROW_META", "model_record", "row_record", "ERROR_FIELD"]
+__all__ = ["META_PREFIX", "MESSAGE", "MODEL_META", "ROW_META", "model_record", "row_record"]
 
 META_PREFIX = "meta."
 """Per-step metadata lives in struct columns named ``meta.<step label>``."""
@@ -40,10 +40,6 @@ whether the answer came from the cache."""
 
 ROW_META = pl.Struct({"error": pl.String})
 """The metadata of a map or filter step: the error its function raised, if any."""
-
-ERROR_FIELD = 5
-"""Position of ``error`` in a model record."""
-
 
 def model_record(
     chat: Any,
