@@ -14,7 +14,7 @@ from polars.testing import assert_frame_equal
 
 from distilfn import explode, fanout, filter_rows, group, read_output, task
 from distilfn.errors import OutputLockedError, PlanError, ResumeRefusedError
-from distilfn.models import FunctionModel
+from distilfn.models import FunctionModel, Generation
 from distilfn.run import RowsFailedWarning, RunOptions
 
 
@@ -385,3 +385,41 @@ def test_model_specs_pickle_without_their_sessions_or_credentials(monkeypatch):
     assert copy._secrets.headers["authorization"] == "Bearer sk-from-the-worker-env"
     engine = cloudpickle.loads(cloudpickle.dumps(local()))
     assert not engine.running and engine.name == local().name
+
+
+def test_a_capped_model_waiting_holds_no_slot_another_model_could_use():
+    """A judge capped at 1 with requests waiting for it: the rows it judged go on to the
+    generator at once, instead of waiting until every judge request has had its turn."""
+    import asyncio
+
+    events: list[str] = []
+
+    class Capped:
+        name = "judge"
+        identity = None
+        supports_n = False
+        max_concurrency = 1
+
+        async def agenerate(self, chats, *, n=1, schema=None, **params):
+            await asyncio.sleep(0.02)
+            events.append("judged")
+            return [Generation(texts=("judged",)) for _ in chats]
+
+        async def aclose(self):
+            pass
+
+    async def generator(chats):
+        events.append("generated")
+        return [c[-1]["content"] for c in chats]
+
+    plan = echo("j", "q", "a", role="judge") >> echo("g", "a", "b")
+    data = pl.DataFrame({"q": [f"q{i}" for i in range(12)]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = plan.run(data, model={"generator": generator, "judge": Capped()}, max_concurrency=4)
+    assert out["b"].to_list() == ["g: judged"] * 12
+    # each judged row is generated before the judge answers two more (the old order: 9 judged, then generated)
+    judged = 0
+    for event in events:
+        judged = judged + 1 if event == "judged" else max(judged - 1, 0)
+        assert judged <= 2, events

@@ -175,23 +175,25 @@ class Interpreter:
                        cap: asyncio.Semaphore | None) -> list[Answer]:
         """One request for ``n`` samples; errors become answers, except those that stop the run."""
         run = self.stats
-        async with self._slots:  # type: ignore[union-attr]
+        if cap is not None:  # the model's own cap first: waiting for it holds no run-wide slot
+            await cap.acquire()
+        try:
+            async with self._slots:  # type: ignore[union-attr]
+                run.in_flight += 1
+                if run.in_flight > run.max_in_flight:
+                    run.max_in_flight = run.in_flight
+                stats.requests += 1
+                try:
+                    (result,) = await model.agenerate([chat], n=n, schema=schema, **params)
+                except FatalModelError:
+                    raise
+                except Exception as exc:  # a model that raises instead of returning errors
+                    result = exc
+                finally:
+                    run.in_flight -= 1
+        finally:
             if cap is not None:
-                await cap.acquire()
-            run.in_flight += 1
-            if run.in_flight > run.max_in_flight:
-                run.max_in_flight = run.in_flight
-            stats.requests += 1
-            try:
-                (result,) = await model.agenerate([chat], n=n, schema=schema, **params)
-            except FatalModelError:
-                raise
-            except Exception as exc:  # a model that raises instead of returning errors
-                result = exc
-            finally:
-                run.in_flight -= 1
-                if cap is not None:
-                    cap.release()
+                cap.release()
         if isinstance(result, Generation) and len(result.texts) == n:
             stats.input_tokens += result.input_tokens or 0
             stats.output_tokens += result.output_tokens or 0
