@@ -5,6 +5,8 @@ Written as Polars writes them: dates, datetimes, times and decimals as ISO strin
 categoricals and enums as strings. Changed before writing: durations become integers in
 their time unit, binary becomes base64. Reading back with the schema recorded in the
 output's manifest undoes both (see :func:`distilfn.output.read_output`).
+
+JSON has no NaN or infinity: such floats are written as null (use Parquet to keep them).
 """
 
 from __future__ import annotations
