@@ -27,7 +27,7 @@ from distilfn.tree import Node, outline_nodes
 if TYPE_CHECKING:
     from distilfn.plan import Plan, Step
 
-__all__ = ["Column", "Scope", "Compiled", "compile_plan", "compile_steps", "plural", "RESERVED_PREFIX", "schema_of"]
+__all__ = ["Column", "Scope", "Compiled", "compile_plan", "compile_steps", "digest_lines", "plural", "RESERVED_PREFIX", "schema_of"]
 
 RESERVED_PREFIX = "__distilfn"
 """Input columns may not start with this: distilfn's own bookkeeping columns do."""
@@ -71,10 +71,7 @@ class Compiled(msgspec.Struct, frozen=True):
 
     def fingerprint(self) -> str:
         """A hex digest of the work: every node's fingerprint and the output schema."""
-        digest = hashlib.blake2b(digest_size=16)
-        for line in self.fingerprint_lines():
-            digest.update(line.encode("utf-8", "surrogatepass") + b"\n")
-        return digest.hexdigest()
+        return digest_lines(self.fingerprint_lines())
 
     def fingerprint_lines(self) -> list[str]:
         """What the fingerprint hashes, one readable line per part (to say what changed)."""
@@ -92,6 +89,14 @@ class Compiled(msgspec.Struct, frozen=True):
                     f"Pass model={{{role!r}: ...}} or a single model for every role."
                 )
                 raise PlanError(msg)
+
+
+def digest_lines(lines: list[str]) -> str:
+    """The hex digest of a plan's fingerprint lines (see :meth:`Compiled.fingerprint_lines`)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for line in lines:
+        digest.update(line.encode("utf-8", "surrogatepass") + b"\n")
+    return digest.hexdigest()
 
 
 def plural(column: str) -> str:

@@ -91,11 +91,11 @@ class InputFingerprint(msgspec.Struct, frozen=True):
     digest: str
 
 
-def fingerprint_input(lazy: pl.LazyFrame, *, batch_rows: int = BATCH_ROWS) -> InputFingerprint:
+def fingerprint_input(lazy: pl.LazyFrame, *, batch_rows: int = BATCH_ROWS, schema: pl.Schema | None = None) -> InputFingerprint:
     """The fingerprint of a (lazy) input, read batch by batch in bounded memory.
 
     It covers the column names, dtypes and values in order; it does not depend on how
-    the input is split into batches.
+    the input is split into batches. ``schema`` is the input's, when the caller has it.
 
     >>> a = fingerprint_input(pl.LazyFrame({"q": ["x", "y"]}))
     >>> a == fingerprint_input(pl.LazyFrame({"q": ["x", "y"]})), a.rows
@@ -103,7 +103,7 @@ def fingerprint_input(lazy: pl.LazyFrame, *, batch_rows: int = BATCH_ROWS) -> In
     >>> a == fingerprint_input(pl.LazyFrame({"q": ["x", "z"]}))
     False
     """
-    schema = lazy.collect_schema()
+    schema = schema if schema is not None else lazy.collect_schema()
     digest = hashlib.blake2b(digest_size=16)
     digest.update(repr(list(schema.items())).encode())
     plain = lazy.select(_hashable(name, dtype) for name, dtype in schema.items()) if schema else lazy

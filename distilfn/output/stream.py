@@ -149,7 +149,7 @@ class StreamedOutput:
         header_file = self.parts / "manifest.json"
         if header_file.is_file():
             self._check(msgspec.json.decode(header_file.read_bytes(), type=Header), f"{self.parts}/manifest.json")
-            if self.manifest.is_file() and self._final_intact():
+            if self.manifest.is_file() and self._final_intact(_read_final(self.manifest)):
                 shutil.rmtree(self.parts)  # the last run finished but was stopped before cleaning up
                 return self.open()
             self.chunks = self._load_chunks()
@@ -157,9 +157,9 @@ class StreamedOutput:
         if self.parts.is_dir():
             shutil.rmtree(self.parts)  # stopped before it wrote its header: nothing to keep
         if self.manifest.is_file():
-            final = msgspec.json.decode(self.manifest.read_bytes(), type=Final)
+            final = _read_final(self.manifest)
             self._check(final.header, str(self.manifest))
-            if not self._final_intact():
+            if not self._final_intact(final):
                 msg = (
                     f"{str(self.path)!r} is damaged: it no longer matches the checksum in {str(self.manifest)!r}; "
                     f"{_RESTART}"
@@ -208,8 +208,8 @@ class StreamedOutput:
         msg = f"cannot resume {str(self.path)!r} ({where}): {problem}; {_RESTART}"
         raise ResumeRefusedError(msg)
 
-    def _final_intact(self) -> bool:
-        final = msgspec.json.decode(self.manifest.read_bytes(), type=Final)
+    def _final_intact(self, final: Final) -> bool:
+        """Whether the final file is the one ``final`` describes (its checksum and size)."""
         if not self.path.is_file():
             return False
         return file_digest(self.path) == (final.digest, final.bytes)
@@ -340,6 +340,10 @@ class StreamedOutput:
         return final
 
 
+def _read_final(path: Path) -> Final:
+    return msgspec.json.decode(path.read_bytes(), type=Final)
+
+
 def _sorted(lf: pl.LazyFrame, work: Path, *, rows_per_piece: int) -> pl.LazyFrame:
     """``lf`` sorted by ``ROW`` in bounded memory: range by range, each range sunk to a file."""
     stats = lf.select(pl.col(ROW).min().alias("lo"), pl.col(ROW).max().alias("hi"), pl.len().alias("n")).collect()
@@ -391,7 +395,7 @@ def finished_rows(path: str | os.PathLike[str]) -> int:
         return int(output._done().sum())
     manifest = manifest_path(p)
     if manifest.is_file():
-        final = msgspec.json.decode(manifest.read_bytes(), type=Final)
+        final = _read_final(manifest)
         return final.header.input_rows - len(final.failed)
     return 0
 
@@ -408,7 +412,7 @@ def read_output(path: str | os.PathLike[str]) -> pl.DataFrame:
         state = "is still being written (run the same command again to finish it)" if parts_dir(p).is_dir() else "has no manifest"
         msg = f"cannot read {str(p)!r} as a distilfn output: it {state}"
         raise ResumeRefusedError(msg)
-    final = msgspec.json.decode(manifest.read_bytes(), type=Final)
+    final = _read_final(manifest)
     schema = decode_schema(final.header.schema)
     if final.header.format == "parquet":
         frame = pl.read_parquet(p)

@@ -128,7 +128,7 @@ class Interpreter:
         answers: list[Answer | None] = [None] * n
         for i, key in enumerate(keys):
             hit = hits.get(key)
-            if hit is not None and self.options.retry_failed and call._read(hit.text or "", dict(view))[1] is not None:
+            if hit is not None and self.options.retry_failed and call._read(hit.text or "", view)[1] is not None:
                 hit = None  # asked to re-request answers the parser cannot read
             if hit is not None:
                 stats.cache_hits += 1

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from distilfn.compile import Compiled
+from distilfn.compile import Compiled, digest_lines
 from distilfn.errors import RunInterrupted
 from distilfn.inputs import BATCH_ROWS, as_frame, as_lazy, fingerprint_input
 from distilfn.models.binding import bind_models
@@ -225,15 +225,17 @@ async def _run_to(plan: Plan, data: Any, out: Any, model: Any, options: RunOptio
     lazy = as_lazy(data)
     if options.limit is not None:
         lazy = lazy.head(options.limit)
-    compiled = plan.compile(lazy.collect_schema())
+    schema = lazy.collect_schema()  # once: for a JSON Lines scan it reads the whole file
+    compiled = plan.compile(schema)
     path = Path(out).expanduser()
     fmt = output_format(path, options.format)
     session = Session(compiled, model, options)
-    fingerprint = fingerprint_input(lazy)
+    fingerprint = fingerprint_input(lazy, schema=schema)
+    lines = compiled.fingerprint_lines()
     header = Header(
         format=fmt,
-        plan=compiled.fingerprint(),
-        plan_lines=compiled.fingerprint_lines(),
+        plan=digest_lines(lines),
+        plan_lines=lines,
         input_rows=fingerprint.rows,
         input_digest=fingerprint.digest,
         schema=encode_schema(compiled.schema),
@@ -246,7 +248,7 @@ async def _run_to(plan: Plan, data: Any, out: Any, model: Any, options: RunOptio
             assert final is not None
             return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=0, already_complete=True)
         done = resume.done
-        sources = Sources(gathered_columns(compiled), lazy.collect_schema())
+        sources = Sources(gathered_columns(compiled), schema)
         writer = _ChunkWriter(output, compiled, sources, options.chunk_rows)
 
         def todo() -> Iterator[tuple[int, dict[str, Any]]]:

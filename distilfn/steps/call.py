@@ -8,6 +8,7 @@ the error in ``meta.<label>``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -105,11 +106,13 @@ class Call(Node, frozen=True, kw_only=True, tag="call"):
                 stats.ok += 1
             else:
                 stats.parse_failed += 1
-            update[self.meta_slot] = (chat, text, answer.model_name, answer.input_tokens, answer.output_tokens, error, answer.cached)
+            update[self.meta_slot] = model_record(
+                chat, text, answer.model_name, answer.input_tokens, answer.output_tokens, error, answer.cached
+            )
             out.append((update, error is not None))
         return out
 
-    def _read(self, text: str, view: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    def _read(self, text: str, view: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The slots to write for ``text``, each value checked against its dtype, and the error."""
         t: Task = self.task
         parsed = t.checked(t.read_raw(text, view, self.schema), self.checks)
