@@ -32,11 +32,13 @@ MODEL_META = pl.Struct(
         "output_tokens": pl.Int64,
         "error": pl.String,
         "cached": pl.Boolean,
+        "note": pl.String,
     }
 )
 """The metadata of one model answer: the chat sent, the text received, what the model
-reported, the error that kept the row from its outputs (None when it has them), and
-whether the answer came from the cache."""
+reported, the error that kept the row from its outputs (None when it has them),
+whether the answer came from the cache, and what the parser noted without failing the
+row (e.g. "read the first 5 of 7 instructions")."""
 
 ROW_META = pl.Struct({"error": pl.String})
 """The metadata of a map or filter step: the error its function raised, if any."""
@@ -49,13 +51,14 @@ def model_record(
     output_tokens: int | None,
     error: str | None,
     cached: bool,
+    note: str | None = None,
 ) -> tuple[Any, ...]:
     """A :data:`MODEL_META` value.
 
     >>> model_record(None, None, None, None, None, "skipped", False)[5]
     'skipped'
     """
-    return (chat, text, model_name, input_tokens, output_tokens, error, cached)
+    return (chat, text, model_name, input_tokens, output_tokens, error, cached, note)
 
 
 def row_record(error: str | None) -> tuple[Any, ...]:

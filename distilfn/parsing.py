@@ -47,7 +47,9 @@ _NUMBER = r"[-+]?\d+(?:\.\d+)?"
 _NUMBER_RE = re.compile(rf"(?<![\w.]){_NUMBER}(?![\w])")
 # a score is the first thing in its value ("4", "**4**", "(4)", "4/5"): a number further in is
 # more often an echo of the prompt ("[Rating for text 1]") than an answer.
-_LEADING_NUMBER = re.compile(rf"^[\s(\[\"'*_]*({_NUMBER})(?![\w.])")
+_LEADING_NUMBER = re.compile(rf"^[\s(\[\"'*_]*({_NUMBER})(?!\w|\.\d)")
+# "4/5", "4 / 5", "4 out of 5", "4 (of 5)": the scale the model says it used
+_DENOMINATOR = re.compile(rf"^[\s*_]*\.?[\s*_]*(?:/|\(?\s*(?:out\s+)?of\b)\s*({_NUMBER})", re.IGNORECASE)
 _NA_RE = re.compile(r"^\W*n\s*/?\s*a\b", re.IGNORECASE)
 _JSON_DECODER = json.JSONDecoder()
 _FENCE_RE = re.compile(r"```[ \t]*(?:json[ \t]*)?\n(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -75,6 +77,15 @@ class RatingBlock(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # -- small pieces ---------------------------------------------------------------------------
+
+
+def normalise(text: str) -> str:
+    r"""``text`` with CRLF and CR line ends made ``\n`` (so that line patterns see lines).
+
+    >>> normalise("Rating: 4\r\nRationale: ok\r")
+    'Rating: 4\nRationale: ok\n'
+    """
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def strip_markup(text: str) -> str:
@@ -123,6 +134,10 @@ def read_score(
     "score is 'N/A'"
     >>> read_score("[Rating for text 1]").error
     "score is '[Rating for text 1]', not a number"
+    >>> read_score("4."), read_score("4 out of 5").value, read_score("4/10").error
+    (Score(value=4, error=None), 4, 'score is 4/10, not on the scale 1-5')
+    >>> read_score("four").error
+    "score is 'four', not a number"
     """
     if not isinstance(text, str) or not text.strip():
         return Score(None, f"{what} missing")
@@ -135,6 +150,10 @@ def read_score(
         return Score(None, f"{what} is {_short(value_text)!r}, not a number")
     low, high = scale
     shown = _fmt(number)
+    denominator = _DENOMINATOR.match(value_text[lead.end() :]) if lead else None
+    if denominator is not None and float(denominator.group(1)) != high:
+        # "4/10" on a 1-5 scale: the model used another scale; reading 4 would be a guess
+        return Score(None, f"{what} is {shown}/{_fmt(float(denominator.group(1)))}, not on the scale {_fmt(low)}-{_fmt(high)}")
     if not low <= number <= high:
         return Score(None, f"{what} is {shown}, outside the scale {_fmt(low)}-{_fmt(high)}")
     if integer:
@@ -182,6 +201,7 @@ def labelled_fields(text: str, labels: Iterable[str], *, paragraph: bool = True)
     """
     if not isinstance(text, str):
         return []
+    text = normalise(text)
     matches = list(_label_re(tuple(labels)).finditer(text))
     out = []
     for i, match in enumerate(matches):
@@ -213,23 +233,38 @@ _DEFAULT_HEADER = (
     r"(?:output|evaluation|assessment|feedback|critique)[ \t]+for[ \t]+"
     r"(?:text|response|answer)[ \t]*(?:#[ \t]*)?(\d{1,4})\b[^\n]*"
     r"|(?:text|response|answer)[ \t]*(?:#[ \t]*)?(\d{1,4})[ \t:*_#)\]]*"
+    r"|(\d{1,2})[.)][ \t*_]*"
     r")$"
+)
+# "1. Rating: 4", "Text 2: **Rating:** 3": a number that opens a block on the line of its first label
+_INLINE_HEADER = re.compile(
+    r"^[ \t#*_>\-]*(?:(?:text|response|answer)[ \t]*(?:#[ \t]*)?(\d{1,4})[ \t*_]*[:.)\-]|(\d{1,2})[.)])[ \t]*"
+    r"(?=(?:\*\*|__)?[ \t]*(?:rating|score|types?|rationale)\b)",
+    re.IGNORECASE | re.MULTILINE,
 )
 
 
 def split_blocks(text: str, *, header: str | re.Pattern[str] = _DEFAULT_HEADER) -> dict[int, str]:
     """Split ``text`` at numbered headers (``#### Output for Text 2``): number -> block.
 
-    The default header also accepts bold or plain ``Output for Text 2`` and a bare
-    ``Text 2:`` line. The first block of each number wins.
+    The default header also accepts bold or plain ``Output for Text 2``, a bare
+    ``Text 2:`` or ``2)`` line, and a number opening the line of the block's first label
+    (``2. Rating: 3``, ``Text 2: Rating: 3``). Blocks are keyed by their number, never by
+    position; the first block of each number wins.
 
     >>> split_blocks("#### Output for Text 1\\nRating: 4\\n**Output for Text 2**\\nRating: 2")
     {1: 'Rating: 4', 2: 'Rating: 2'}
+    >>> split_blocks("2. Rating: 3\\n1. Rating: 5")
+    {2: 'Rating: 3', 1: 'Rating: 5'}
     """
     if not isinstance(text, str):
         return {}
+    text = normalise(text)
     pattern = header if isinstance(header, re.Pattern) else re.compile(header, re.IGNORECASE | re.MULTILINE)
     matches = list(pattern.finditer(text))
+    if header is _DEFAULT_HEADER:
+        inline = [m for m in _INLINE_HEADER.finditer(text) if not any(h.start() <= m.start() < h.end() for h in matches)]
+        matches = sorted([*matches, *inline], key=lambda m: m.start())
     blocks: dict[int, str] = {}
     for i, match in enumerate(matches):
         number_text = next((g for g in match.groups() if g), None)
@@ -331,15 +366,33 @@ def read_rating_blocks(
     block or field that could not be read, e.g. ``"rating for text 4 missing"``. Without
     ``n`` the count is the highest block number seen.
 
+    Numbered blocks are matched by their number. Blocks with no number at all (``-
+    Rating:`` bullets, bare ``Rating:`` / ``Rationale:`` pairs) are read in order only
+    when there are exactly ``n`` of them; otherwise nothing is guessed.
+
     >>> blocks, error = read_rating_blocks("#### Output for Text 1\\nRating: 4\\nRationale: Fine.", n=2)
     >>> [b.rating for b in blocks], error
     ([4, None], 'rating for text 2 missing')
+    >>> blocks, error = read_rating_blocks("- Rating: 4\\n- Rationale: Fine.\\n\\n- Rating: 2\\n- Rationale: Off.", n=2)
+    >>> [b.rating for b in blocks], error
+    ([4, 2], None)
+    >>> read_rating_blocks("Rating: 4\\nRationale: Fine.", n=2)
+    (None, 'found 1 unnumbered rating for 2 texts; cannot tell which text it rates')
     """
     if not isinstance(text, str):
         return None, "no model output"
+    text = normalise(text)
     found = split_blocks(text, header=header)
-    if not found and n in (None, 1) and _label_re(("rating", "score")).search(text):
-        found = {1: text}
+    if not found:
+        unnumbered = _unnumbered_blocks(text, types)
+        if unnumbered and n not in (None, len(unnumbered)):
+            k = len(unnumbered)
+            return None, (
+                f"found {k} unnumbered rating{'s' * (k != 1)} for {n} {noun}s; "
+                f"cannot tell which {noun} {'it rates' if k == 1 else 'they rate'}"
+            )
+        if unnumbered and (n is not None or len(unnumbered) == 1):
+            found = dict(enumerate(unnumbered, start=1))
     if not found:
         return None, f"no '#### Output for {noun.title()} i' blocks found"
     count = n if n is not None else max(found)
@@ -359,6 +412,13 @@ def read_rating_blocks(
     return blocks, "; ".join(errors) or None
 
 
+def _unnumbered_blocks(text: str, types: bool) -> list[str]:
+    """The blocks of an answer without numbers: each starts at a ``Rating:`` label (at a
+    ``Type:`` label in the typed layout) and runs to the next."""
+    starts = list(_label_re(("type", "types") if types else ("rating", "score")).finditer(text))
+    return [text[m.start() : starts[i + 1].start() if i + 1 < len(starts) else len(text)] for i, m in enumerate(starts)]
+
+
 # -- indexed scores (Deita) -------------------------------------------------------------
 
 _INDEXED_SCORE = re.compile(
@@ -367,6 +427,36 @@ _INDEXED_SCORE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _BRACKET_SCORE = re.compile(rf"^[ \t*_]*\[(\d{{1,4}})\][ \t*_:=]*({_NUMBER})[ \t*_]*$", re.MULTILINE)
+# "[1] Score: 3 [2] Score: 1": several on one line
+_INLINE_SCORE = re.compile(
+    rf"\[[ \t]*(?:(?:response|instruction|question|text)[ \t]*)?(\d{{1,4}})[ \t]*\][ \t*_:]*score[ \t*_]*(?:[:=][ \t*_]*)?({_NUMBER})",
+    re.IGNORECASE,
+)
+# "| 1 | 3 |" (a markdown table of index and score)
+_TABLE_SCORE = re.compile(
+    rf"^[ \t]*\|[ \t*_]*\[?(?:(?:response|instruction|question|text)[ \t]*)?(\d{{1,4}})\]?[ \t*_]*\|[ \t*_]*({_NUMBER})[ \t*_]*\|",
+    re.IGNORECASE | re.MULTILINE,
+)
+_NUMBER_LIST = re.compile(rf"^[ \t]*\[[ \t]*{_NUMBER}(?:[ \t]*,[ \t]*{_NUMBER})*[ \t]*\][ \t]*$", re.MULTILINE)
+
+
+def json_scores(text: str) -> dict[int, str] | None:
+    """Index -> score text from a JSON answer: a list of numbers (on its own line, fenced
+    or whole), ``{"scores": [...]}`` or ``{"1": 3, "2": 1}``; None when there is none.
+
+    >>> json_scores("Scores:\\n[3, 1]"), json_scores('{"1": 2, "2": 5}'), json_scores('{"scores": [4]}')
+    ({1: '3', 2: '1'}, {1: '2', 2: '5'}, {1: '4'})
+    """
+    line = _NUMBER_LIST.search(text)
+    value: Any = json.loads(line.group()) if line else extract_json(text, kind=dict)
+    if isinstance(value, dict):
+        if isinstance(value.get("scores"), list):
+            value = value["scores"]
+        elif value and all(isinstance(k, str) and k.strip().isdigit() and len(k.strip()) <= 4 for k in value):
+            return {int(k): str(v) for k, v in value.items() if isinstance(v, int | float) and not isinstance(v, bool)} or None
+    if isinstance(value, list) and value and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        return {i: str(v) for i, v in enumerate(value, start=1)}
+    return None
 
 
 def read_indexed_scores(
@@ -377,7 +467,8 @@ def read_indexed_scores(
     integer: bool = False,
     noun: str = "item",
 ) -> tuple[list[int | float | None] | None, str | None]:
-    """Read ``[1] Score: 3`` lines (also ``[Response 1] Score: 3``, ``1. Score: 3``, ``[1] 3``).
+    """Read ``[1] Score: 3`` lines (also ``[Response 1] Score: 3``, ``1. Score: 3``, ``[1] 3``,
+    several on one line, a markdown table ``| 1 | 3 |``, or JSON: see :func:`json_scores`).
 
     Without ``n`` the count is the highest index seen; without ``scale`` it is
     ``1..count+1`` (Deita's "score k+1 when too complex").
@@ -387,14 +478,18 @@ def read_indexed_scores(
     """
     if not isinstance(text, str):
         return None, "no model output"
+    text = normalise(text)
     found: dict[int, str] = {}
-    for pattern in (_INDEXED_SCORE, _BRACKET_SCORE):
-        for match in pattern.finditer(text):
-            index = match.group(1)
-            if len(index) <= 4:
-                found.setdefault(int(index), match.group(2))
+    for patterns in ((_INDEXED_SCORE, _INLINE_SCORE), (_BRACKET_SCORE,), (_TABLE_SCORE,)):
+        for pattern in patterns:
+            for match in pattern.finditer(text):
+                index = match.group(1)
+                if len(index) <= 4:
+                    found.setdefault(int(index), match.group(2))
         if found:
             break
+    if not found:
+        found = json_scores(text) or {}
     if not found:
         return None, "no '[i] Score: x' lines found"
     count = n if n is not None else max(found)

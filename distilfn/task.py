@@ -41,6 +41,9 @@ class Parsed(msgspec.Struct, frozen=True, kw_only=True):
 
     values: Mapping[str, Any]
     error: str | None = None
+    note: str | None = None
+    """What the parser did that the user should know but that does not fail the row
+    (recorded in the step's metadata, e.g. extra items dropped)."""
 
 
 class Task(Step, frozen=True, kw_only=True):
@@ -58,14 +61,20 @@ class Task(Step, frozen=True, kw_only=True):
             see :func:`distilfn.dtypes.dtype_of`.
         role: which bound model answers ("generator", "judge", ...).
         params: generation parameters sent with every request (temperature, max_tokens, ...).
-        schema: optional msgspec Struct type, or a function of no arguments returning one
-            (which keeps the task picklable); servers that support JSON schema constrain
-            the answer to it, and a JSON answer is decoded with it before ``parse``.
+        schema: optional msgspec Struct type, or a function returning one (which keeps the
+            task picklable) of no arguments or of the row (task-side names; e.g. a list of
+            exactly as many ratings as the row has generations). A row-aware factory must
+            accept a row without its inputs (``{}``: the schema shown at compile time).
+            Servers that support JSON schema constrain the answer to it, and a JSON answer
+            is decoded with it before ``parse``.
         from_schema: turns a decoded ``schema`` value into a row (default: its fields).
         optional_inputs: columns ``render`` uses when present.
         input_map / output_map: task-side name -> frame column.
         example: a row used by :meth:`preview` when none is given.
         description: one line shown in plan outlines.
+        list_lengths: list output -> the list input whose length it must have (``{"ratings":
+            "generations"}``); a list of another length is an error on that row, whatever
+            the parser said.
     """
 
     name: str
@@ -84,6 +93,8 @@ class Task(Step, frozen=True, kw_only=True):
     example: Mapping[str, Any] | None = None
     description: str = ""
     parse_sees_row: bool = False
+    schema_sees_row: bool = False
+    list_lengths: Mapping[str, str] = {}
 
     # -- columns as the frame sees them -------------------------------------------------
     @property
@@ -114,10 +125,14 @@ class Task(Step, frozen=True, kw_only=True):
     @property
     def schema_type(self) -> Any:
         """The structured-output type (``schema`` itself, or what its factory returns), or None."""
+        return self.schema_for({})
+
+    def schema_for(self, row: Row) -> Any:
+        """The structured-output type for ``row`` (task-side names), or None."""
         schema = self.schema
         if schema is None or isinstance(schema, type):
             return schema
-        return schema()
+        return schema(row) if self.schema_sees_row else schema()
 
     # -- derived variants ---------------------------------------------------------------
     def map_inputs(self, **columns: str) -> Task:
@@ -175,7 +190,31 @@ class Task(Step, frozen=True, kw_only=True):
         if text is None:
             return Parsed(values=dict.fromkeys(self.output_columns), error="no model output")
         parsed = self.read_raw(text, row)
-        return self.checked(parsed)
+        return self.lengths_checked(self.checked(parsed), row)
+
+    def lengths_checked(self, parsed: Parsed, row: Row | None) -> Parsed:
+        """``parsed`` (frame names) with an error for each list output whose length is not
+        its row input's (see ``list_lengths``); values are kept as read.
+
+        >>> t = task(name="t", inputs=["generations"], outputs={"ratings": list[int]},
+        ...          render=lambda r: [], parse=lambda s: {"ratings": [4]}, list_lengths={"ratings": "generations"})
+        >>> t.read("4", {"generations": ["a", "b"]}).error
+        "column 'ratings' holds 1 values for 2 'generations'"
+        """
+        if not self.list_lengths or row is None:
+            return parsed
+        errors = []
+        for name, source in self.list_lengths.items():
+            column = self.output_map.get(name, name)
+            value, expected = parsed.values.get(column), row.get(source)
+            if isinstance(value, list) and isinstance(expected, list | tuple) and len(value) != len(expected):
+                errors.append(f"column {column!r} holds {len(value)} values for {len(expected)} {source!r}")
+        if not errors:
+            return parsed
+        message = "; ".join(errors)
+        if parsed.error and message not in parsed.error:
+            message = f"{parsed.error}; {message}"
+        return Parsed(values=parsed.values, error=message, note=parsed.note)
 
     def read_raw(self, text: str, row: Row | None = None, schema: Any = _UNSET) -> Parsed:
         """What the schema decoder or the parser made of ``text``, in task-side names, unchecked.
@@ -183,7 +222,7 @@ class Task(Step, frozen=True, kw_only=True):
         ``schema`` is the resolved :attr:`schema_type`, when the caller already has it.
         """
         if schema is _UNSET:
-            schema = self.schema_type
+            schema = self.schema_for(row if row is not None else {})
         parsed = self._read_structured(text, schema) if schema is not None else None
         if parsed is not None:
             return parsed
@@ -219,7 +258,7 @@ class Task(Step, frozen=True, kw_only=True):
             values[column] = value
         if error is None and missing:
             error = "could not read " + ", ".join(repr(c) for c in missing)
-        return Parsed(values=values, error=error)
+        return Parsed(values=values, error=error, note=parsed.note)
 
     def store_error(self, name: str, column: str, value: Any, exc: StoreError) -> str:
         """The error for a value of output ``name`` that its column cannot store."""
@@ -366,13 +405,16 @@ def task(
     optional_inputs: Iterable[str] = (),
     example: Mapping[str, Any] | None = None,
     description: str = "",
+    list_lengths: Mapping[str, str] | None = None,
 ) -> Task:
     """Build a task from a render and a parse function.
 
     ``outputs`` is a list of column names (strings), or a mapping of name -> type
     (``{"score": int, "reasons": list[str]}``). With a ``schema`` and no ``from_schema``,
     undeclared outputs take the types of the schema's fields of the same name.
-    ``parse`` takes the text, or the text and the row (task-side input names).
+    ``parse`` takes the text, or the text and the row (task-side input names); so may a
+    ``schema`` factory take the row. ``list_lengths`` ties a list output's length to a list
+    input's (an error on the row otherwise).
 
     >>> shout = task(
     ...     name="shout",
@@ -404,8 +446,15 @@ def task(
         if not callable(fn):
             msg = f"task {name!r}: `{fn_name}` must be callable, got {type(fn).__name__}"
             raise TypeError(msg)
+    schema_sees_row = schema is not None and not isinstance(schema, type) and _positional(schema) == 1
     if schema is not None and from_schema is None:
-        types = {**_schema_types(schema, output_names), **types}
+        types = {**_schema_types(schema(dict()) if schema_sees_row else schema, output_names), **types}
+    optional_inputs = tuple(optional_inputs)
+    lengths = dict(list_lengths or {})
+    for output, source in lengths.items():
+        if output not in output_names or source not in (*input_names, *optional_inputs):
+            msg = f"task {name!r}: list_lengths ties list outputs to list inputs; got {output!r} -> {source!r}"
+            raise ValueError(msg)
     built = Task(
         name=name,
         inputs=input_names,
@@ -421,6 +470,8 @@ def task(
         example=dict(example) if example is not None else None,
         description=description,
         parse_sees_row=_takes_row(parse),
+        schema_sees_row=schema_sees_row,
+        list_lengths=lengths,
     )
     _dtypes(built)  # an undeclarable type fails here, naming the task and the output
     return built
@@ -432,6 +483,15 @@ def _schema_types(schema: Any, names: tuple[str, ...]) -> dict[str, Any]:
     if not (isinstance(schema, type) and issubclass(schema, msgspec.Struct)):
         return {}
     return {f.name: f.type for f in msgspec.structs.fields(schema) if f.name in names}
+
+
+def _positional(fn: Callable[..., Any]) -> int:
+    """How many positional arguments ``fn`` requires (0 when it cannot be told)."""
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return 0
+    return sum(1 for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
 
 
 def _takes_row(parse: Callable[..., Any]) -> bool:

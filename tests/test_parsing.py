@@ -218,7 +218,7 @@ def test_degenerate_answers_are_read_in_linear_time():
     for unit in ["*", "_", " ", "\t", "#", "\n", " \n", "** __ ## \t"]:
         for prefix in prefixes:
             for t in tasks:
-                assert_linear(lambda size, t=t, prefix=prefix, unit=unit: t.parse(prefix + unit * (size // len(unit))),
+                assert_linear(lambda size, t=t, prefix=prefix, unit=unit: t.read_raw(prefix + unit * (size // len(unit))),
                               2_500, what=f"{t.name} on {prefix!r} + {unit!r} * n")
 
 

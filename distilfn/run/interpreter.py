@@ -117,7 +117,7 @@ class Interpreter:
         if route is None:
             route = self._routes[label] = self._route(call)
         model, params, cap, maker = route
-        schema = call.schema
+        schema = call.schema_for(view)
         stats = self.stats.step(label)
         if maker is None:
             if n == 1:

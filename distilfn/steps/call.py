@@ -40,7 +40,9 @@ class Call(Node, frozen=True, kw_only=True, tag="call"):
     checks: tuple[Any, ...] = ()
     """Per output, the function that vets a value for its dtype (see :func:`distilfn.dtypes.checker`)."""
     schema: Any = None
-    """The structured-output type, resolved once."""
+    """The structured-output type, resolved once (the compile-time one when it depends on the row)."""
+    row_schema: bool = False
+    """Whether the schema depends on the row (see :meth:`schema_for`)."""
     where: str = ""
     required: frozenset[str] = frozenset()
 
@@ -101,22 +103,27 @@ class Call(Node, frozen=True, kw_only=True, tag="call"):
                 out.append(self._failed(chat, answer.error, answer))
                 continue
             text = answer.text or ""
-            update, error = self._read(text, view)
+            update, error, note = self._read(text, view)
             if error is None:
                 stats.ok += 1
             else:
                 stats.parse_failed += 1
             update[self.meta_slot] = model_record(
-                chat, text, answer.model_name, answer.input_tokens, answer.output_tokens, error, answer.cached
+                chat, text, answer.model_name, answer.input_tokens, answer.output_tokens, error, answer.cached, note
             )
             out.append((update, error is not None))
         return out
 
-    def _read(self, text: str, view: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
-        """The slots to write for ``text``, each value checked against its dtype, and the error."""
+    def schema_for(self, view: Mapping[str, Any]) -> Any:
+        """The structured-output type for a row (in task-side names)."""
+        return self.task.schema_for(view) if self.row_schema else self.schema
+
+    def _read(self, text: str, view: Mapping[str, Any]) -> tuple[dict[str, Any], str | None, str | None]:
+        """The slots to write for ``text``, each value checked against its dtype and the row's
+        list lengths, the error and the parser's note."""
         t: Task = self.task
-        parsed = t.checked(t.read_raw(text, view, self.schema), self.checks)
-        return dict(zip(self.writes, parsed.values.values(), strict=True)), parsed.error
+        parsed = t.lengths_checked(t.checked(t.read_raw(text, view, self.schema_for(view)), self.checks), view)
+        return dict(zip(self.writes, parsed.values.values(), strict=True)), parsed.error, parsed.note
 
     def _failed(self, chat: Any, error: str, answer: Any = None) -> tuple[dict[str, Any], bool]:
         update: dict[str, Any] = dict.fromkeys(self.writes)
@@ -176,6 +183,7 @@ def call_for(t: Task, scope: Scope, *, shown_inputs: str | None = None, label: s
     extra = {
         "checks": tuple(checker(d) for d in dtypes),
         "schema": t.schema_type,
+        "row_schema": t.schema_sees_row,
         "where": f"task {t.name!r}",
         "required": frozenset(t.inputs),
     }

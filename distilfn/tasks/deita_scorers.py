@@ -16,6 +16,7 @@ import msgspec
 from distilfn.chat import chat
 from distilfn.parsing import as_texts, extract_json, read_indexed_scores
 from distilfn.task import Parsed, Task, task
+from distilfn.tasks._counts import count_of
 from distilfn.tasks._templates import render_template
 
 __all__ = ["DeitaScores", "complexity_scorer", "quality_scorer"]
@@ -74,6 +75,16 @@ def _parse(text: str, *, n: int | None, noun: str) -> Parsed:
     return Parsed(values={"scores": scores}, error=error)
 
 
+def _row_schema(row: dict[str, Any], *, column: str, n: int | None) -> type:
+    """The schema for one row: exactly one score per item of the row's ``column``."""
+    return _strict_schema(count_of(row, column, n))
+
+
+def _parse_row(text: str, row: dict[str, Any], *, column: str, n: int | None, noun: str) -> Parsed:
+    """Read an answer expecting one score per item of the row's ``column`` (or ``n``)."""
+    return _parse(text, n=count_of(row, column, n), noun=noun)
+
+
 def _render_complexity(row: dict[str, Any], *, task_description: str | None) -> list[dict[str, str]]:
     instructions = as_texts(row["instructions"], column="instructions", where="complexity_scorer")
     prompt = render_template(
@@ -86,7 +97,7 @@ def _render_complexity(row: dict[str, Any], *, task_description: str | None) -> 
 
 
 def _render_quality(row: dict[str, Any], *, task_description: str | None) -> list[dict[str, str]]:
-    responses = as_texts(row["responses"], column="responses", where="quality_scorer")
+    responses = as_texts(row["generations"], column="generations", where="quality_scorer")
     prompt = render_template(
         "deita/quality_scorer.jinja2",
         instruction=row["instruction"],
@@ -102,6 +113,8 @@ def complexity_scorer(
 ) -> Task:
     """Score each of ``instructions`` (a list) for complexity: ``scores``, one float per instruction.
 
+    One score per instruction of the row is expected (``num_instructions`` fixes the count).
+
     >>> scorer = complexity_scorer()
     >>> scorer.read("[1] Score: 1\\n[2] Score: 3").values
     {'scores': [1.0, 3.0]}
@@ -111,9 +124,11 @@ def complexity_scorer(
         inputs=["instructions"],
         outputs={"scores": list[float]},
         render=partial(_render_complexity, task_description=task_description),
-        parse=partial(_parse, n=num_instructions, noun="instruction"),
+        parse=partial(_parse_row, column="instructions", n=num_instructions, noun="instruction"),
         role="judge",
-        schema=partial(_strict_schema, num_instructions),
+        params={"max_tokens": 256},
+        schema=partial(_row_schema, column="instructions", n=num_instructions),
+        list_lengths={"scores": "instructions"},
         from_schema=partial(_from_schema, n=num_instructions, noun="instruction"),
         example={
             "instructions": [
@@ -127,9 +142,12 @@ def complexity_scorer(
 
 
 def quality_scorer(
-    *, task_description: str | None = None, num_responses: int | None = None, name: str = "quality_scorer"
+    *, task_description: str | None = None, num_generations: int | None = None, name: str = "quality_scorer"
 ) -> Task:
-    """Score each of ``responses`` to ``instruction`` for quality: ``scores``, one float per response.
+    """Score each of ``generations`` for ``instruction`` for quality: ``scores``, one float per generation.
+
+    One score per entry of the row's ``generations`` is expected (``num_generations`` fixes
+    the count instead); a missing one, or a JSON list of another length, is an error.
 
     ``task_description`` replaces the paper's list of factors to consider.
 
@@ -138,16 +156,18 @@ def quality_scorer(
     """
     return task(
         name=name,
-        inputs=["instruction", "responses"],
+        inputs=["instruction", "generations"],
         outputs={"scores": list[float]},
         render=partial(_render_quality, task_description=task_description),
-        parse=partial(_parse, n=num_responses, noun="response"),
+        parse=partial(_parse_row, column="generations", n=num_generations, noun="response"),
         role="judge",
-        schema=partial(_strict_schema, num_responses),
-        from_schema=partial(_from_schema, n=num_responses, noun="response"),
+        params={"max_tokens": 256},
+        schema=partial(_row_schema, column="generations", n=num_generations),
+        from_schema=partial(_from_schema, n=num_generations, noun="response"),
+        list_lengths={"scores": "generations"},
         example={
             "instruction": "What is 2 + 2?",
-            "responses": ["4", "2 + 2 = 4, since adding two and two gives four."],
+            "generations": ["4", "2 + 2 = 4, since adding two and two gives four."],
         },
         description="Deita quality score (1..k+1) for each response",
     )

@@ -122,10 +122,12 @@ def render_mutation(row: Row, *, mutations: Mutations, seed: int, fields: tuple[
 
 _NOUNS = r"(?:prompt|instruction|question|query|task|response|version)"
 _LABEL_WORDS = r"(?:(?:rewritten|created|evolved|revised|improved)[ \t]+" + _NOUNS + r"|new[ \t]+(?:prompt|instruction))"
-_HASH_LABEL = re.compile(r"#[ \t]*(?:the[ \t]+)?" + _LABEL_WORDS + r"[ \t]*#[ \t]*:?", re.IGNORECASE)
+_HASH_LABEL = re.compile(
+    r"#[ \t]*(?:the[ \t]+)?" + _LABEL_WORDS + r"[ \t]*#(?:\*\*|__)?[ \t]*(?::(?:\*\*|__)?)?", re.IGNORECASE
+)
 _LINE_LABEL = re.compile(
     r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*|__)?[ \t]*(?:the[ \t]+)?" + _LABEL_WORDS
-    + r"[ \t]*(?:\*\*|__)?[ \t]*[:\-\u2013][ \t]*(?:\*\*|__)?[ \t]*",
+    + r"[ \t]*(?:\*\*|__)?[ \t]*[:\-\u2013](?:\*\*|__)?[ \t]*",
     re.IGNORECASE | re.MULTILINE,
 )
 _HEADING_LABEL = re.compile(
@@ -145,7 +147,7 @@ _NOTE = re.compile(
     r"\n[ \t]*\n[ \t]*(?:\*\*|__|\()?[ \t]*(?:"
     r"(?:explanation|changes made|rationale)\b"
     r"|notes?[ \t]*:?[ \t]*(?:\*\*|__)?[ \t]*(?:this|the|in the|i)[ \t]+(?:rewritten|new|revised|created|evolved|added|have|made|replaced|increased|changed|prompt|instruction)\b"
-    r"|(?:this|the|in the) (?:rewritten|new|revised|created|evolved) (?:prompt|instruction|version|question)\b"
+    r"|(?:this|the|in the|in this|in my) (?:rewritten|new|revised|created|evolved|improved) (?:prompt|instruction|version|question|response|answer)\b"
     r"|i (?:have )?(?:added|made|replaced|increased|rewrote|changed)\b)",
     re.IGNORECASE,
 )
@@ -190,7 +192,14 @@ def clean_rewrite(text: str, *, strip_notes: bool = True) -> str:
     return t
 
 
+_PLAIN_FENCES = ("", "text", "markdown", "md", "plaintext", "txt")
+
+
 def _unwrap(t: str) -> str:
+    if len(t) >= 6 and t.startswith("```") and t.endswith("```") and "```" not in t[3:-3]:
+        head, _, body = t[3:-3].partition("\n")
+        if head.strip().lower() in _PLAIN_FENCES and body.strip():  # a fence around prose, not code
+            return body.strip()
     if len(t) >= 4 and t.startswith("**") and t.endswith("**") and "**" not in t[2:-2]:
         return t[2:-2].strip()
     if len(t) >= 2 and t[0] in _QUOTES and t[-1] == _QUOTES[t[0]] and t[0] not in t[1:-1] and _QUOTES[t[0]] not in t[1:-1]:

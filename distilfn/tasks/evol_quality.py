@@ -32,12 +32,15 @@ def deita_quality_mutations() -> dict[str, str]:
 
 
 def read_evolved_response(text: str) -> Parsed:
-    """Read a rewritten response: labels, preambles and wrapping quotes go; notes stay.
+    """Read a rewritten response: labels, preambles, wrapping quotes and a trailing
+    explanation of the changes go; the response's own notes stay.
 
     >>> read_evolved_response("#Rewritten Response#:\\nDrink water.\\n\\nNote: ask a doctor.").values
     {'evolved_response': 'Drink water.\\n\\nNote: ask a doctor.'}
+    >>> read_evolved_response("Drink water.\\n\\nExplanation: I added a detail.").values
+    {'evolved_response': 'Drink water.'}
     """
-    return read_rewrite(text, output="evolved_response", strip_notes=False)
+    return read_rewrite(text, output="evolved_response")
 
 
 def evol_quality_step(

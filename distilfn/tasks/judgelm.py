@@ -16,6 +16,7 @@ import msgspec
 from distilfn.chat import chat
 from distilfn.parsing import as_texts, extract_json, read_score
 from distilfn.task import Parsed, Task, task
+from distilfn.tasks._counts import count_of
 from distilfn.tasks._templates import render_template
 
 __all__ = ["JudgeLMAnswer", "judgelm", "parse_judgelm"]
@@ -76,12 +77,12 @@ def parse_judgelm(text: str, *, n: int | None = None) -> Parsed:
     rejected (None and an error).
 
     >>> parse_judgelm("8 6\\nAssistant 1 is more detailed.").values
-    {'ratings': [8.0, 6.0], 'rationale': 'Assistant 1 is more detailed.'}
+    {'ratings': [8.0, 6.0], 'rationales': ['Assistant 1 is more detailed.', 'Assistant 1 is more detailed.']}
     >>> parse_judgelm("Assistant 1: 9/10, Assistant 2: 12\\nToo long.").error
     'score for answer 2 is 12, outside the scale 1-10'
     """
     if not isinstance(text, str) or not text.strip():
-        return Parsed(values={"ratings": None, "rationale": None}, error="no model output")
+        return Parsed(values={"ratings": None, "rationales": None}, error="no model output")
     lines = [line for line in text.strip().splitlines()]
     first_at = next(i for i, line in enumerate(lines) if line.strip())
     first = lines[first_at].replace("*", "")
@@ -98,7 +99,7 @@ def parse_judgelm(text: str, *, n: int | None = None) -> Parsed:
             # a model that writes the scores as "Assistant k: x" lines further down
             pairs = _PAIR.findall(text)
             if not pairs:
-                return Parsed(values={"ratings": None, "rationale": None}, error="no scores on the first line")
+                return Parsed(values={"ratings": None, "rationales": None}, error="no scores on the first line")
             found = {}
             for k, v in pairs:
                 found.setdefault(int(k), v)
@@ -110,7 +111,15 @@ def parse_judgelm(text: str, *, n: int | None = None) -> Parsed:
     rationale = "\n".join(lines[rest_at:]).strip() or None
     if rationale is None:
         errors.append("explanation missing")
-    return Parsed(values={"ratings": scores, "rationale": rationale}, error="; ".join(errors) or None)
+    return Parsed(values={"ratings": scores, "rationales": _shared(rationale, scores)}, error="; ".join(errors) or None)
+
+
+def _shared(rationale: str | None, scores: list[Any] | None) -> list[str | None] | None:
+    """JudgeLM writes one explanation for all answers: it goes with every rating, so that
+    ``rationales[i]`` belongs to ``ratings[i]`` as in every other judge."""
+    if scores is None:
+        return None
+    return [rationale] * len(scores)
 
 
 _SCORES_ARRAY = re.compile(r'"scores"\s*:\s*\[([^\[\]]*)\]')
@@ -128,13 +137,23 @@ def _parse(text: str, *, n: int | None) -> Parsed:
         if array is not None:
             scores, errors = _check([part.strip() for part in array.group(1).split(",") if part.strip()], n)
             errors.insert(0, "the JSON answer is incomplete; read its scores only")
-            return Parsed(values={"ratings": scores, "rationale": None}, error="; ".join(errors))
+            return Parsed(values={"ratings": scores, "rationales": _shared(None, scores)}, error="; ".join(errors))
     return parsed
 
 
 def _from_schema(value: JudgeLMAnswer, *, n: int | None) -> Parsed:
     scores, errors = _check(list(value.scores), n)
-    return Parsed(values={"ratings": scores, "rationale": value.rationale}, error="; ".join(errors) or None)
+    return Parsed(values={"ratings": scores, "rationales": _shared(value.rationale, scores)}, error="; ".join(errors) or None)
+
+
+def _row_schema(row: dict[str, Any], *, n: int | None) -> type:
+    """The schema for one row: exactly as many scores as the row has generations."""
+    return _strict_schema(count_of(row, "generations", n))
+
+
+def _parse_row(text: str, row: dict[str, Any], *, n: int | None) -> Parsed:
+    """Read an answer expecting one score per generation of ``row`` (or ``n``)."""
+    return _parse(text, n=count_of(row, "generations", n))
 
 
 def _render(row: dict[str, Any]) -> list[dict[str, str]]:
@@ -152,7 +171,11 @@ def _render(row: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def judgelm(*, num_generations: int | None = None, name: str = "judgelm") -> Task:
-    """The JudgeLM judge: ``ratings`` (1-10 per generation) and one ``rationale``.
+    """The JudgeLM judge: ``ratings`` (1-10 per generation) and ``rationales`` (the one
+    explanation JudgeLM writes, repeated for each generation).
+
+    One score per entry of the row's ``generations`` is expected (``num_generations`` fixes
+    the count instead); a missing one, or a JSON list of another length, is an error.
 
     An optional ``reference`` column adds the paper's reference-answer section.
     ``num_generations`` lets the parser report a missing last score.
@@ -165,11 +188,13 @@ def judgelm(*, num_generations: int | None = None, name: str = "judgelm") -> Tas
         name=name,
         inputs=["instruction", "generations"],
         optional_inputs=["reference"],
-        outputs={"ratings": list[float], "rationale": str},
+        outputs={"ratings": list[float], "rationales": list[str]},
         render=_render,
-        parse=partial(_parse, n=num_generations),
+        parse=partial(_parse_row, n=num_generations),
         role="judge",
-        schema=partial(_strict_schema, num_generations),
+        params={"max_tokens": 512},
+        schema=partial(_row_schema, n=num_generations),
+        list_lengths={"ratings": "generations", "rationales": "generations"},
         from_schema=partial(_from_schema, n=num_generations),
         example={
             "instruction": "Name a primary color.",

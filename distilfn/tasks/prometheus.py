@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, Literal
 
 from distilfn.chat import chat
-from distilfn.parsing import as_texts, read_score
+from distilfn.parsing import as_texts, normalise, read_score, strip_markup
 from distilfn.task import Parsed, Task, task
 from distilfn.tasks._templates import render_template
 
@@ -81,7 +81,7 @@ def parse_prometheus(text: str, *, mode: Literal["absolute", "relative"] = "abso
             feedback = _FEEDBACK_HEAD.sub("", text.strip(), count=1).strip() or None
             return Parsed(values={"feedback": feedback, "result": None}, error="no '[RESULT]' found")
         feedback_text, result_text = text[: fallback[-1].start()], fallback[-1].group(1)
-    feedback = _FEEDBACK_HEAD.sub("", feedback_text.strip(), count=1).strip() or None
+    feedback = strip_markup(_FEEDBACK_HEAD.sub("", normalise(feedback_text).strip(), count=1)) or None
     errors = [] if feedback else ["feedback missing"]
     result_line = result_text.strip().split("\n", 1)[0]
     result: int | str | None

@@ -6,6 +6,7 @@ The input column ``input`` holds a topic or a passage; the model writes
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from functools import partial
@@ -31,6 +32,27 @@ _CHATTER = re.compile(
     re.IGNORECASE,
 )
 _QUOTES = {'"': '"', "\u201c": "\u201d"}
+_HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+\S")
+_FENCED = re.compile(r"```[ \t]*(?:json)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+def _json_items(text: str) -> list[str] | None:
+    """The strings of a JSON array that is the whole answer, a fenced block, or the lines
+    from the first ``[`` line to the last ``]`` line; None when there is none."""
+    lines = text.strip().split("\n")
+    starts = [i for i, ln in enumerate(lines) if ln.lstrip().startswith("[")]
+    ends = [i for i, ln in enumerate(lines) if ln.rstrip().endswith("]")]
+    candidates = [text.strip(), *(m.group(1) for m in _FENCED.finditer(text))]
+    if starts and ends and ends[-1] >= starts[0]:
+        candidates.append("\n".join(lines[starts[0] : ends[-1] + 1]))
+    for candidate in candidates:
+        try:
+            value = json.loads(candidate)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return [" ".join(v.split()) for v in value]
+    return None
 
 
 def default_criteria() -> str:
@@ -71,8 +93,9 @@ def _marked_items(lines: list[str], marker: re.Pattern[str]) -> list[str]:
 def parse_instruction_list(text: str) -> list[str]:
     """Read a list of instructions from numbered, bulleted or plain line-separated text.
 
-    Preambles ("Here are 3 queries:") and closing remarks are dropped; a numbered item's
-    wrapped lines are joined.
+    Preambles ("Here are 3 queries:"), echoed headings ("# Output") and closing remarks
+    are dropped; a numbered item's wrapped lines are joined; a JSON array of strings
+    (fenced or bare) is read as the list.
 
     >>> parse_instruction_list("Here are 2 queries:\\n1. Define entropy.\\n2) Explain why\\n   ice floats.\\n\\nHope this helps!")
     ['Define entropy.', 'Explain why ice floats.']
@@ -80,10 +103,16 @@ def parse_instruction_list(text: str) -> list[str]:
     ['Name a prime.', 'Name a vowel.']
     >>> parse_instruction_list("Name a prime.\\nName a vowel.")
     ['Name a prime.', 'Name a vowel.']
+    >>> parse_instruction_list('# Output\\n```json\\n["Name a prime.", "Name a vowel."]\\n```')
+    ['Name a prime.', 'Name a vowel.']
     """
     if not isinstance(text, str):
         return []
-    lines = [ln for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if not ln.strip().startswith("```")]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    from_json = _json_items(text)
+    if from_json is not None:
+        return [i for i in (_clean_item(item) for item in from_json) if i]
+    lines = [ln for ln in text.split("\n") if not ln.strip().startswith("```") and not _HEADING.match(ln)]
     if sum(1 for ln in lines if _NUMBERED.match(ln) and ln[_NUMBERED.match(ln).end() :].strip()) >= 1:  # type: ignore[union-attr]
         raw = _marked_items(lines, _NUMBERED)
     elif any(_BULLET.match(ln) for ln in lines):
@@ -112,13 +141,17 @@ def _render(
 
 
 def _parse(text: str, *, num_instructions: int) -> Parsed:
-    """The listed queries: at most ``num_instructions``; fewer are kept with an error."""
+    """The listed queries: the first ``num_instructions`` (a note says when there were more);
+    fewer are kept with an error."""
     items = parse_instruction_list(text)
     if not items:
         return Parsed(values={"instructions": None}, error="no instructions could be read from the answer")
     if len(items) < num_instructions:
         return Parsed(values={"instructions": items}, error=f"expected {num_instructions} instructions, read {len(items)}")
-    return Parsed(values={"instructions": items[:num_instructions]})
+    if len(items) > num_instructions:
+        note = f"the answer listed {len(items)} instructions; kept the first {num_instructions}"
+        return Parsed(values={"instructions": items[:num_instructions]}, note=note)
+    return Parsed(values={"instructions": items})
 
 
 def self_instruct(

@@ -197,12 +197,13 @@ def _render(
 ) -> Chat:
     """The chat for one row: the template over ``columns``, and the system prompt (with a drawn principle)."""
     prompt = render_source(template, **{c: row[c] for c in columns})
-    system = system_prompt
+    own = row.get("system_prompt")
+    system = own if isinstance(own, str) and own.strip() else system_prompt
     if principles is not None:
         _, principle_prompt = choose_principle(
             principles[0], principles[1], seed=seed, parts=[str(row[c]) for c in columns]
         )
-        system = f"{system_prompt}\n\n{principle_prompt}" if system_prompt else principle_prompt
+        system = f"{system}\n\n{principle_prompt}" if system else principle_prompt
     return chat(prompt, system_prompt=system)
 
 
@@ -222,7 +223,9 @@ def text_generation(
     ``template`` is a jinja2 string reading the ``columns`` (default: the single column
     as is). ``principles="ultrafeedback"`` (or a dict name -> system prompts) draws a
     system prompt per row from ``principles_distribution`` (default: UltraFeedback's mix,
-    or uniform for a custom dict); a ``system_prompt`` given too comes first.
+    or uniform for a custom dict); a ``system_prompt`` given too comes first. A frame
+    with a ``system_prompt`` column gives each row its own system prompt (it replaces
+    the task's ``system_prompt`` where it is not null or blank), as in distilabel 1.5.
 
     >>> t = text_generation(system_prompt="Be brief.")
     >>> t.chat_for({"instruction": "Capital of France?"})
@@ -253,6 +256,7 @@ def text_generation(
     return task(
         name=name,
         inputs=columns,
+        optional_inputs=[] if "system_prompt" in columns else ["system_prompt"],
         outputs={"generation": str},
         render=partial(
             _render, template=template, columns=columns, system_prompt=system_prompt, principles=table, seed=seed

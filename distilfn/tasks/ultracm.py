@@ -15,6 +15,7 @@ from typing import Any
 from distilfn.chat import chat
 from distilfn.parsing import as_texts, read_score, split_blocks
 from distilfn.task import Parsed, Task, task
+from distilfn.tasks._counts import count_of
 from distilfn.tasks._templates import render_template
 
 __all__ = ["parse_critique", "parse_ultracm", "ultracm"]
@@ -85,6 +86,11 @@ def parse_ultracm(text: str, *, n: int | None = None) -> Parsed:
     return Parsed(values={"critiques": critiques, "scores": scores}, error="; ".join(errors) or None)
 
 
+def _parse_row(text: str, row: dict[str, Any], *, n: int | None) -> Parsed:
+    """Read an answer expecting one critique per generation of ``row`` (or ``n``)."""
+    return parse_ultracm(text, n=count_of(row, "generations", n))
+
+
 def _render(row: dict[str, Any]) -> list[dict[str, str]]:
     generations = as_texts(row["generations"], column="generations", where="ultracm")
     prompt = render_template(
@@ -104,8 +110,10 @@ def ultracm(*, num_generations: int | None = None, name: str = "ultracm") -> Tas
         inputs=["instruction", "generations"],
         outputs={"critiques": list[str], "scores": list[float]},
         render=_render,
-        parse=partial(parse_ultracm, n=num_generations),
+        parse=partial(_parse_row, n=num_generations),
         role="judge",
+        params={"max_tokens": 1024},
+        list_lengths={"critiques": "generations", "scores": "generations"},
         example={
             "instruction": "Explain why the sky is blue in one sentence.",
             "generations": ["Because of Rayleigh scattering of sunlight by air molecules.", "It reflects the sea."],

@@ -27,6 +27,7 @@ import msgspec
 from distilfn.chat import chat
 from distilfn.parsing import RatingBlock, as_texts, extract_json, read_rating_blocks
 from distilfn.task import Parsed, Task, task
+from distilfn.tasks._counts import count_of
 from distilfn.tasks._templates import render_template
 
 __all__ = [
@@ -207,10 +208,45 @@ def _salvage(text: str, *, scale: tuple[int, int], n: int | None) -> Parsed | No
     return Parsed(values=parsed.values, error=f"{note}; {parsed.error}" if parsed.error else note)
 
 
+def _row_schema(row: dict[str, Any], *, typed: bool, scale: tuple[int, int], n: int | None) -> type:
+    """The schema for one row: exactly as many assessments as the row has generations."""
+    return answer_schema(typed, scale, count_of(row, "generations", n))
+
+
+def _parse_row(text: str, row: dict[str, Any], *, typed: bool, scale: tuple[int, int], n: int | None, schema: Any) -> Parsed:
+    """Read an answer expecting one block per generation of ``row`` (or ``n``)."""
+    return _parse(text, typed=typed, scale=scale, n=count_of(row, "generations", n), schema=schema)
+
+
+_COLUMNS = {"ratings": "rating", "rationales": "rationale", "types": "types", "rationales_for_types": "types_rationale"}
+
+
+def _as_assessments(found: Any) -> Any:
+    """A JSON answer in distilabel's column layout (``{"ratings": [...], "rationales": [...]}``)
+    as distilfn's ``{"assessments": [...]}``; anything else as it is.
+
+    Typed answers in columns hold the rating's rationale in ``rationales_for_ratings``.
+
+    >>> _as_assessments({"ratings": [4, 2], "rationales": ["a", "b"]})
+    {'assessments': [{'rating': 4, 'rationale': 'a'}, {'rating': 2, 'rationale': 'b'}]}
+    """
+    if not isinstance(found, dict) or "assessments" in found or not isinstance(found.get("ratings"), list):
+        return found
+    columns = dict(found)
+    if "rationales_for_ratings" in columns:  # typed: the rationales explain the types
+        columns["rationales_for_types"] = columns.pop("rationales", None)
+        columns["rationales"] = columns.pop("rationales_for_ratings")
+    lists = {key: columns.get(key) for key in _COLUMNS if isinstance(columns.get(key), list)}
+    if len({len(v) for v in lists.values()}) != 1:
+        return found  # columns of different lengths: not a reading to guess at
+    count = len(lists["ratings"])
+    return {"assessments": [{_COLUMNS[key]: values[i] for key, values in lists.items()} for i in range(count)]}
+
+
 def _parse(text: str, *, typed: bool, scale: tuple[int, int], n: int | None, schema: Any) -> Parsed:
     blocks, error = read_rating_blocks(text, n=n, scale=scale, integer=True, types=typed)
     if blocks is None and "{" in text:
-        found = extract_json(text, kind=dict)
+        found = _as_assessments(extract_json(text, kind=dict))
         try:
             return _from_schema(msgspec.convert(found, type=schema), typed=typed, scale=scale, n=n)
         except (msgspec.ValidationError, TypeError):
@@ -247,8 +283,10 @@ def ultrafeedback_judge(
 
     ``ratings`` sets a custom scale as ``[(value, description), ...]`` (with an optional
     ``task_description``); ratings outside the scale are rejected (None and an error),
-    never clipped. ``num_generations`` tells the parser how many texts to expect, so a
-    missing last block is reported; without it the count is the highest block seen.
+    never clipped. The judge expects one assessment per entry of the row's ``generations``
+    (``num_generations`` fixes the count instead): a missing block, or a JSON list of
+    another length, is an error on that row. ``max_tokens`` defaults to what a
+    schema-constrained answer for ``num_generations`` (else 4) texts needs.
     An optional ``world_knowledge`` column is added to the prompt when present.
 
     >>> judge = ultrafeedback_judge(aspect="honesty")
@@ -287,11 +325,12 @@ def ultrafeedback_judge(
         optional_inputs=["world_knowledge"],
         outputs=output_types(typed),
         render=partial(_render, template=template, extra=extra),
-        parse=partial(_parse, typed=typed, scale=scale, n=num_generations, schema=lenient),
+        parse=partial(_parse_row, typed=typed, scale=scale, n=num_generations, schema=lenient),
         role="judge",
-        params={} if num_generations is None else {"max_tokens": answer_token_budget(typed, num_generations)},
-        schema=partial(answer_schema, typed, scale, num_generations),
+        params={"max_tokens": answer_token_budget(typed, num_generations or 4)},
+        schema=partial(_row_schema, typed=typed, scale=scale, n=num_generations),
         from_schema=partial(_from_schema, typed=typed, scale=scale, n=num_generations),
+        list_lengths={name: "generations" for name in output_types(typed)},
         example=_EXAMPLE,
         description=f"UltraFeedback {aspect} ratings {scale[0]}-{scale[1]} for each generation",
     )

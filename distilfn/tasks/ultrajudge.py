@@ -20,6 +20,7 @@ import polars as pl
 from distilfn.chat import chat
 from distilfn.parsing import as_texts, labelled_value, read_score, split_blocks
 from distilfn.task import Parsed, Task, task
+from distilfn.tasks._counts import count_of
 from distilfn.tasks._templates import render_template
 
 __all__ = ["DEFAULT_AREAS", "areas_dtype", "parse_ultrajudge", "ultrajudge"]
@@ -103,6 +104,11 @@ def parse_ultrajudge(text: str, *, areas: Sequence[str] = DEFAULT_AREAS, n: int 
     return Parsed(values={"ratings": ratings, "areas": per_text}, error="; ".join(errors) or None)
 
 
+def _parse_row(text: str, row: dict[str, Any], *, areas: Sequence[str], n: int | None) -> Parsed:
+    """Read an answer expecting one section per generation of ``row`` (or ``n``)."""
+    return parse_ultrajudge(text, areas=areas, n=count_of(row, "generations", n))
+
+
 def _render(row: dict[str, Any], *, areas: Sequence[str]) -> list[dict[str, str]]:
     generations = as_texts(row["generations"], column="generations", where="ultrajudge")
     prompt = render_template(
@@ -130,6 +136,9 @@ def ultrajudge(
 ) -> Task:
     """The UltraJudge judge: per-area ratings with rationales, and a final score per generation.
 
+    One section per entry of the row's ``generations`` is expected (``num_generations``
+    fixes the count instead); a missing one is an error on the row.
+
     >>> ultrajudge(areas=["Accuracy"]).outputs
     ('ratings', 'areas')
     """
@@ -146,8 +155,10 @@ def ultrajudge(
         inputs=["instruction", "generations"],
         outputs={"ratings": list[float], "areas": areas_dtype(areas)},
         render=partial(_render, areas=areas),
-        parse=partial(parse_ultrajudge, areas=areas, n=num_generations),
+        parse=partial(_parse_row, areas=areas, n=num_generations),
         role="judge",
+        params={"max_tokens": 1024},
+        list_lengths={"ratings": "generations", "areas": "generations"},
         example={
             "instruction": "How do I boil an egg?",
             "generations": [
