@@ -1,14 +1,21 @@
-"""Building and checking chats (lists of OpenAI-style messages)."""
+"""Building and checking chats (lists of OpenAI-style messages).
+
+A message's content is text, or a list of content parts as OpenAI-compatible servers
+take them (``{"type": "text", "text": ...}``, ``{"type": "image_url", "image_url":
+{"url": ...}}``); parts are sent unchanged and stored in metadata as their JSON text.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from distilfn._types import Chat, Message
 from distilfn.dtypes import lone_surrogate
 
-__all__ = ["system", "user", "assistant", "chat", "check_chat", "format_chat"]
+__all__ = ["system", "user", "assistant", "chat", "check_chat", "format_chat", "image_message", "stored_chat"]
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
@@ -38,6 +45,15 @@ def assistant(content: str) -> Message:
     {'role': 'assistant', 'content': 'Hello!'}
     """
     return {"role": "assistant", "content": content}
+
+
+def image_message(text: str, url: str, *, role: str = "user") -> Message:
+    """A message of a text part and an image part (a URL or a ``data:`` URI).
+
+    >>> image_message("What is this?", "https://example.org/cat.png")["content"][1]
+    {'type': 'image_url', 'image_url': {'url': 'https://example.org/cat.png'}}
+    """
+    return {"role": role, "content": [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": url}}]}  # type: ignore[typeddict-item]
 
 
 def chat(prompt: str, *, system_prompt: str | None = None) -> Chat:
@@ -77,13 +93,75 @@ def check_chat(value: Any, *, where: str) -> Chat:
             raise TypeError(msg)
         content = message["content"]
         if type(content) is not str:
-            msg = f"{where} rendered message {i} with content of type {type(content).__name__}, expected str"
-            raise TypeError(msg)
+            _check_parts(content, where=f"{where} rendered message {i}")
+            continue
         at = lone_surrogate(content)
         if at is not None:
             msg = f"{where} rendered message {i} with a lone surrogate at position {at}, which cannot be sent or stored"
             raise TypeError(msg)
     return value
+
+
+def _check_parts(content: Any, *, where: str) -> None:
+    """Check a list of content parts: ``text`` parts with a str ``text``, ``image_url`` parts
+    with a str ``url``.
+
+    >>> _check_parts([{"type": "image_url", "image_url": {"url": 3}}], where="m")
+    Traceback (most recent call last):
+    ...
+    TypeError: m has content part 0 of type 'image_url' without a str image_url.url, got {'url': 3}
+    """
+    if not isinstance(content, list) or not content:
+        msg = f"{where} with content of type {type(content).__name__}, expected str or a non-empty list of content parts"
+        raise TypeError(msg)
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            text = part.get("text")
+            if not isinstance(text, str):
+                msg = f"{where} has content part {j} of type 'text' without a str text, got {text!r}"
+                raise TypeError(msg)
+            at = lone_surrogate(text)
+            if at is not None:
+                msg = f"{where} has content part {j} with a lone surrogate at position {at}, which cannot be sent or stored"
+                raise TypeError(msg)
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str) or not url:
+                msg = f"{where} has content part {j} of type 'image_url' without a str image_url.url, got {image!r}"
+                raise TypeError(msg)
+        else:
+            msg = f"{where} has content part {j} {part!r}; expected a dict of type 'text' or 'image_url'"
+            raise TypeError(msg)
+
+
+def stored_chat(messages: Any) -> Any:
+    """``messages`` as metadata stores them: content parts as their JSON text (``raw_input``
+    holds strings); a chat of text messages is returned as it is.
+
+    >>> stored_chat([{"role": "user", "content": [{"type": "text", "text": "Hi"}]}])
+    [{'role': 'user', 'content': '[{"type":"text","text":"Hi"}]'}]
+    """
+    if messages is None or all(type(m.get("content")) is str for m in messages):
+        return messages
+    return [
+        m if type(m.get("content")) is str else {**m, "content": msgspec.json.encode(m["content"]).decode()}
+        for m in messages
+    ]
+
+
+def _shown(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content:
+        if part.get("type") == "text":
+            parts.append(part.get("text", ""))
+        else:
+            image = part.get("image_url")
+            parts.append(f"[image: {image.get('url') if isinstance(image, dict) else image}]")
+    return "\n".join(parts)
 
 
 def format_chat(messages: Chat) -> str:
@@ -93,4 +171,4 @@ def format_chat(messages: Chat) -> str:
     [user]
     Hi
     """
-    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+    return "\n\n".join(f"[{m['role']}]\n{_shown(m['content'])}" for m in messages)

@@ -110,9 +110,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 def demo_plan() -> Any:
     """The README's demo: evolve instructions three times, then rate answers to them."""
-    from distilfn.tasks import evol_instruct, ultrafeedback
+    from distilfn.tasks import evol_instruct_plan, ultrafeedback_plan
 
-    return evol_instruct(n=3) >> ultrafeedback()
+    return evol_instruct_plan(num_evolutions=3) >> ultrafeedback_plan()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--plan-name", default="plan")
     preview.set_defaults(func=cmd_preview)
 
-    demo = commands.add_parser("demo", help="run evol_instruct(n=3) >> ultrafeedback() on a few instructions (the README's main job)")
+    demo = commands.add_parser("demo", help="run evol_instruct_plan(num_evolutions=3) >> ultrafeedback_plan() on a few instructions (the README's main job)")
     model_options(demo)
     cache_options(demo)
     demo.add_argument("--rows", type=int, default=3, choices=range(1, len(DEMO_INSTRUCTIONS) + 1), metavar="N", help="instructions to use (1-3, default 3)")

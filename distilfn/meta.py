@@ -15,6 +15,8 @@ from typing import Any
 
 import polars as pl
 
+from distilfn.chat import stored_chat
+
 __all__ = ["META_PREFIX", "MESSAGE", "MODEL_META", "ROW_META", "model_record", "row_record"]
 
 META_PREFIX = "meta."
@@ -58,7 +60,7 @@ def model_record(
     >>> model_record(None, None, None, None, None, "skipped", False)[5]
     'skipped'
     """
-    return (chat, text, model_name, input_tokens, output_tokens, error, cached, note)
+    return (stored_chat(chat), text, model_name, input_tokens, output_tokens, error, cached, note)
 
 
 def row_record(error: str | None) -> tuple[Any, ...]:

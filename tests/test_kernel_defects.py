@@ -69,7 +69,7 @@ def test_a_filter_never_drops_a_row_that_failed_upstream():
 
 
 def test_evol_instruct_generator_keeps_rows_whose_generation_failed():
-    from distilfn.tasks import evol_instruct_generator
+    from distilfn.tasks import evol_instruct_generator_plan
 
     calls = {"n": 0}
 
@@ -80,7 +80,7 @@ def test_evol_instruct_generator_keeps_rows_whose_generation_failed():
             out.append(RuntimeError("server down") if calls["n"] % 2 else "Write a poem about the sea at night.")
         return out
 
-    plan = evol_instruct_generator(num_instructions=4, n=1)
+    plan = evol_instruct_generator_plan(num_instructions=4, num_evolutions=1)
     out = quiet(plan.run, pl.DataFrame({"batch": [0]}), model=sometimes, max_error_rate=None)
     assert out.height == 4  # rows whose generation failed are kept, with their errors
     assert out["instruction"].null_count() >= 1

@@ -397,9 +397,9 @@ def test_structured_read_survives_pathological_text():
 
 
 def test_the_dry_run_is_a_method_that_shows_each_step_once_with_every_sample_downstream():
-    from distilfn.tasks import evol_instruct, ultrafeedback
+    from distilfn.tasks import evol_instruct_plan, ultrafeedback_plan
 
-    text = (evol_instruct(n=2) >> ultrafeedback()).preview()
+    text = (evol_instruct_plan(num_evolutions=2) >> ultrafeedback_plan()).preview()
     assert text.count("--- evol_instruct [generator] ---") == 1
     assert text.count("--- text_generation [generator] ---") == 1
     assert "4 text outputs" in text  # the judge sees the four placeholder answers

@@ -3,7 +3,8 @@
 A rewrite round is a task: for each row a mutation (add constraints, deepening,
 concretizing, increased reasoning steps, complicate input, in-breadth) is chosen from
 the task's ``seed`` and the instruction's text, and the model rewrites the instruction
-with it. :func:`evol_instruct` runs ``n`` rounds with :func:`distilfn.evolve`.
+with it (:func:`evol_instruct`, a task). :func:`evol_instruct_plan` runs
+``num_evolutions`` rounds with :func:`distilfn.evolve`.
 
 The same machinery serves Deita's Evol Complexity and Evol Quality
 (:mod:`distilfn.tasks.evol_complexity`, :mod:`distilfn.tasks.evol_quality`).
@@ -33,11 +34,12 @@ __all__ = [
     "render_mutation",
     "clean_rewrite",
     "read_rewrite",
-    "evol_instruct_step",
     "evol_instruct",
+    "evol_instruct_plan",
     "fresh_start",
     "read_fresh",
-    "evol_instruct_generator",
+    "evol_instruct_generator_plan",
+    "answering_task",
     "evolution_plan",
     "generator_plan",
     "copy_seed",
@@ -61,7 +63,7 @@ Mutations = tuple[tuple[str, str], ...]
 def wizardlm_mutations() -> dict[str, str]:
     """The packaged WizardLM mutation templates, name -> jinja2 text reading ``{{ instruction }}``.
 
-    Pick a subset or add your own: ``evol_instruct(mutations={**wizardlm_mutations(), "mine": "..."})``.
+    Pick a subset or add your own: ``evol_instruct_plan(mutations={**wizardlm_mutations(), "mine": "..."})``.
 
     >>> list(wizardlm_mutations()) == list(WIZARDLM_MUTATIONS)
     True
@@ -237,18 +239,25 @@ def _only_label(t: str) -> bool:
 # -- the rewrite task -------------------------------------------------------------------
 
 
-def evol_instruct_step(
+REWRITE_MAX_TOKENS = 512
+"""Default ``max_tokens`` of a rewrite of an instruction: WizardLM asks for 10 to 20 added
+words (in-depth) and prompts of similar length (in-breadth); 512 tokens leave room for
+a long instruction and stop a model that never ends."""
+
+
+def evol_instruct(
     *,
     mutations: Mapping[str, str] | None = None,
     seed: int = 0,
     name: str = "evol_instruct",
     params: Mapping[str, Any] | None = None,
 ) -> Task:
-    """One Evol-Instruct round: ``instruction`` -> ``evolved_instruction``.
+    """One Evol-Instruct round, a task: ``instruction`` -> ``evolved_instruction``.
 
     The mutation is drawn per row from ``seed`` and the instruction's text.
+    ``max_tokens`` defaults to :data:`REWRITE_MAX_TOKENS` (``params`` overrides it).
 
-    >>> step = evol_instruct_step(seed=1)
+    >>> step = evol_instruct(seed=1)
     >>> "Name three red fruits." in step.chat_for({"instruction": "Name three red fruits."})[0]["content"]
     True
     >>> step.read("#Rewritten Prompt#: Name three red fruits and their vitamins.").values
@@ -263,7 +272,7 @@ def evol_instruct_step(
         outputs={"evolved_instruction": str},
         render=partial(render_mutation, mutations=table, seed=seed, fields=("instruction",)),
         parse=read_rewrite,
-        params=params,
+        params={"max_tokens": REWRITE_MAX_TOKENS, **(params or {})},
         example={"instruction": "Give three tips for staying healthy."},
         description="rewrite the instruction with a seeded Evol-Instruct mutation",
     )
@@ -288,7 +297,7 @@ def evolution_plan(
     otherwise the last round is ``evolved`` and its answer ``answered``.
     """
     if include_original and not store_evolutions:
-        msg = f"{name}: include_original_* keeps the original in the list of evolutions; it needs store_evolutions=True"
+        msg = f"{name}: include_original keeps the original in the list of evolutions; it needs store_evolutions=True"
         raise ValueError(msg)
     plan = evolve(
         step,
@@ -309,8 +318,22 @@ def evolution_plan(
 def _check_answer_task(answer: Task, *, where: str) -> None:
     if not isinstance(answer, Task) or "instruction" not in answer.inputs or "generation" not in answer.outputs:
         got = f"inputs {list(answer.inputs)} and outputs {list(answer.outputs)}" if isinstance(answer, Task) else repr(answer)
-        msg = f"{where}: answer_task must be a task reading 'instruction' and writing 'generation' (like text_generation()), got {got}"
+        msg = f"{where}: generate_answers must be True, False or a task reading 'instruction' and writing 'generation' (like text_generation()), got {got}"
         raise ValueError(msg)
+
+
+def answering_task(generate_answers: bool | Task, *, where: str) -> Task | None:
+    """The task that answers instructions in a plan: None for False, :func:`text_generation`
+    for True, or the task given (checked).
+
+    >>> answering_task(True, where="p").name, answering_task(False, where="p") is None
+    ('text_generation', True)
+    """
+    if generate_answers is False or generate_answers is None:
+        return None
+    answer = text_generation() if generate_answers is True else generate_answers
+    _check_answer_task(answer, where=where)
+    return answer
 
 
 def _answer_each(answer: Task, *, element: str, listed: str, answered: str, out: str, name: str) -> Plan:
@@ -319,35 +342,35 @@ def _answer_each(answer: Task, *, element: str, listed: str, answered: str, out:
     return explode(listed, into=element) >> answer_one >> group({answered: out})
 
 
-def evol_instruct(
+def evol_instruct_plan(
     *,
-    n: int = 1,
+    num_evolutions: int = 1,
     store_evolutions: bool = False,
-    generate_answers: bool = False,
-    include_original_instruction: bool = False,
+    include_original: bool = False,
+    generate_answers: bool | Task = False,
     mutations: Mapping[str, str] | None = None,
     seed: int = 0,
     name: str = "evol_instruct",
-    answer_task: Task | None = None,
 ) -> Plan:
-    """Evol-Instruct: ``n`` rewrite rounds of ``instruction``; a Plan.
+    """Evol-Instruct: ``num_evolutions`` rewrite rounds of ``instruction``; a Plan.
 
     Output: ``evolved_instruction`` (last round), or with ``store_evolutions`` the list
-    ``evolved_instructions`` (original first when ``include_original_instruction``).
-    ``generate_answers`` adds ``answer`` / ``answers`` (one per listed instruction), written
-    by ``answer_task`` (default :func:`text_generation`). ``instruction`` is kept as it was.
+    ``evolved_instructions`` (original first when ``include_original``).
+    ``generate_answers`` adds ``answer`` / ``answers`` (one per listed instruction),
+    written by :func:`text_generation` (``True``) or by the task given.
+    ``instruction`` is kept as it was.
 
-    >>> print(evol_instruct(n=3))
+    >>> print(evol_instruct_plan(num_evolutions=3))
     Plan
       1. evolve x3 (last round)  evol_instruct  [generator]  instruction -> evolved_instruction
     """
-    step = evol_instruct_step(mutations=mutations, seed=seed, name=name)
+    step = evol_instruct(mutations=mutations, seed=seed, name=name)
     return evolution_plan(
         step,
-        n=n,
+        n=num_evolutions,
         store_evolutions=store_evolutions,
-        include_original=include_original_instruction,
-        answer=(answer_task or text_generation()) if generate_answers else None,
+        include_original=include_original,
+        answer=answering_task(generate_answers, where=name),
         source="instruction",
         evolved="evolved_instruction",
         name=name,
@@ -409,6 +432,7 @@ def fresh_start(*, name: str = "fresh_start", template: str | None = None) -> Ta
         outputs={"seed_instruction": str},
         render=partial(_render_fresh, template=template),
         parse=read_fresh,
+        params={"max_tokens": REWRITE_MAX_TOKENS},
         description="write one new instruction",
     )
 
@@ -440,8 +464,7 @@ def generator_plan(
     n: int,
     min_length: int,
     max_length: int | None,
-    generate_answers: bool,
-    answer_task: Task | None,
+    generate_answers: bool | Task,
     seed_task: Task,
     name: str,
 ) -> Plan:
@@ -465,26 +488,25 @@ def generator_plan(
         )
     fits = partial(fits_length, min_length=min_length, max_length=max_length)
     plan = fanout(body, num_instructions) >> filter_rows(fits, inputs=["instruction"], name=f"{name}_length")
-    if generate_answers:
-        answer = answer_task or text_generation()
-        _check_answer_task(answer, where=name)
+    answer = answering_task(generate_answers, where=name)
+    if answer is not None:
         plan = plan >> answer.map_outputs(generation="answer").named(f"{name}_answer")
     return plan
 
 
-def evol_instruct_generator(
+def evol_instruct_generator_plan(
     *,
     num_instructions: int = 1,
-    n: int = 1,
+    num_evolutions: int = 1,
     min_length: int = 16,
     max_length: int | None = 4096,
     mutations: Mapping[str, str] | None = None,
     seed: int = 0,
-    generate_answers: bool = False,
+    generate_answers: bool | Task = False,
     name: str = "evol_instruct_generator",
-    answer_task: Task | None = None,
 ) -> Plan:
-    """Write ``num_instructions`` new instructions per input row, then evolve each ``n`` times.
+    """Write ``num_instructions`` new instructions per input row, then evolve each
+    ``num_evolutions`` times; a Plan.
 
     A plan needs rows: run it on a frame with one row per batch you want, e.g.
     ``plan.run(pl.DataFrame({"topic": ["chemistry", "poetry"]}))`` for ``num_instructions``
@@ -492,24 +514,23 @@ def evol_instruct_generator(
     Each draft is a separate sample (:func:`distilfn.fanout`), so drafts differ. Rows whose
     final ``instruction`` is shorter than ``min_length`` or longer than ``max_length``
     bytes (UTF-8) are dropped. Outputs: ``seed_instruction`` (the draft), ``instruction``,
-    and ``answer`` with ``generate_answers``.
+    and ``answer`` with ``generate_answers`` (True for :func:`text_generation`, or a task).
 
-    >>> print(evol_instruct_generator(num_instructions=4, n=2))
+    >>> print(evol_instruct_generator_plan(num_instructions=4, num_evolutions=2))
     Plan
       1. fanout x4
           1. fresh_start  [generator]  - -> seed_instruction
           2. evolve x2 (last round)  evol_instruct_generator  [generator]  seed_instruction -> instruction
           3. evol_instruct_generator_length  [filter]  instruction
     """
-    step = evol_instruct_step(mutations=mutations, seed=seed, name=name)
+    step = evol_instruct(mutations=mutations, seed=seed, name=name)
     return generator_plan(
         step,
         num_instructions=num_instructions,
-        n=n,
+        n=num_evolutions,
         min_length=min_length,
         max_length=max_length,
         generate_answers=generate_answers,
-        answer_task=answer_task,
         seed_task=fresh_start(),
         name=name,
     )

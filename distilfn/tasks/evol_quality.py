@@ -16,7 +16,11 @@ from distilfn.task import Parsed, Task, task
 from distilfn.tasks._templates import template_source
 from distilfn.tasks.evol_instruct import check_mutations, evolution_plan, read_rewrite, render_mutation
 
-__all__ = ["DEITA_QUALITY_MUTATIONS", "deita_quality_mutations", "read_evolved_response", "evol_quality_step", "evol_quality"]
+__all__ = ["DEITA_QUALITY_MUTATIONS", "RESPONSE_MAX_TOKENS", "deita_quality_mutations", "read_evolved_response", "evol_quality", "evol_quality_plan"]
+
+RESPONSE_MAX_TOKENS = 1024
+"""Default ``max_tokens`` of a rewritten response: Deita's methods improve one response
+(more detail, depth, creativity), so a rewrite runs longer than an instruction's."""
 
 DEITA_QUALITY_MUTATIONS = ("helpfulness", "relevance", "depth", "creativity", "details")
 """The five response-quality methods of Deita's Evol Quality."""
@@ -43,16 +47,18 @@ def read_evolved_response(text: str) -> Parsed:
     return read_rewrite(text, output="evolved_response")
 
 
-def evol_quality_step(
+def evol_quality(
     *,
     mutations: Mapping[str, str] | None = None,
     seed: int = 0,
     name: str = "evol_quality",
     params: Mapping[str, Any] | None = None,
 ) -> Task:
-    """One Evol Quality round: (``instruction``, ``response``) -> ``evolved_response``.
+    """One Evol Quality round, a task: (``instruction``, ``response``) -> ``evolved_response``.
 
-    >>> step = evol_quality_step()
+    ``max_tokens`` defaults to :data:`RESPONSE_MAX_TOKENS` (``params`` overrides it).
+
+    >>> step = evol_quality()
     >>> prompt = step.chat_for({"instruction": "Name a fruit.", "response": "Apple."})[0]["content"]
     >>> "#Given Prompt#:\\nName a fruit." in prompt and "#Given Response#:\\nApple." in prompt
     True
@@ -68,36 +74,36 @@ def evol_quality_step(
         outputs={"evolved_response": str},
         render=partial(render_mutation, mutations=table, seed=seed, fields=("instruction", "response")),
         parse=read_evolved_response,
-        params=params,
+        params={"max_tokens": RESPONSE_MAX_TOKENS, **(params or {})},
         example={"instruction": "Give three tips for staying healthy.", "response": "Eat well, sleep, move."},
         description="rewrite the response with a seeded Deita quality method",
     )
 
 
-def evol_quality(
+def evol_quality_plan(
     *,
-    n: int = 1,
+    num_evolutions: int = 1,
     store_evolutions: bool = False,
-    include_original_response: bool = False,
+    include_original: bool = False,
     mutations: Mapping[str, str] | None = None,
     seed: int = 0,
     name: str = "evol_quality",
 ) -> Plan:
-    """Deita Evol Quality: ``n`` rewrites of ``response`` given ``instruction``; a Plan.
+    """Deita Evol Quality: ``num_evolutions`` rewrites of ``response`` given ``instruction``; a Plan.
 
     Output ``evolved_response`` (last round) or, with ``store_evolutions``, the list
-    ``evolved_responses`` (original first when ``include_original_response``).
+    ``evolved_responses`` (original first when ``include_original``).
 
-    >>> print(evol_quality(n=2))
+    >>> print(evol_quality_plan(num_evolutions=2))
     Plan
       1. evolve x2 (last round)  evol_quality  [generator]  instruction, response -> evolved_response
     """
-    step = evol_quality_step(mutations=mutations, seed=seed, name=name)
+    step = evol_quality(mutations=mutations, seed=seed, name=name)
     return evolution_plan(
         step,
-        n=n,
+        n=num_evolutions,
         store_evolutions=store_evolutions,
-        include_original=include_original_response,
+        include_original=include_original,
         answer=None,
         source="response",
         evolved="evolved_response",

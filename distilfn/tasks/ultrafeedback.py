@@ -26,6 +26,7 @@ import msgspec
 
 from distilfn.chat import chat
 from distilfn.parsing import RatingBlock, as_texts, extract_json, read_rating_blocks
+from distilfn.plan import Plan
 from distilfn.task import Parsed, Task, task
 from distilfn.tasks._counts import count_of
 from distilfn.tasks._templates import render_template
@@ -39,7 +40,7 @@ __all__ = [
     "answer_schema",
     "output_types",
     "ultrafeedback",
-    "ultrafeedback_judge",
+    "ultrafeedback_plan",
 ]
 
 Aspect = Literal["overall-rating", "helpfulness", "honesty", "instruction-following", "truthfulness"]
@@ -271,7 +272,7 @@ def _render(row: dict[str, Any], *, template: str, extra: dict[str, Any]) -> lis
     return chat(prompt, system_prompt=render_template("ultrafeedback/system.jinja2", n=len(generations)))
 
 
-def ultrafeedback_judge(
+def ultrafeedback(
     *,
     aspect: Aspect = "overall-rating",
     ratings: Sequence[tuple[int, str]] | None = None,
@@ -289,7 +290,7 @@ def ultrafeedback_judge(
     schema-constrained answer for ``num_generations`` (else 4) texts needs.
     An optional ``world_knowledge`` column is added to the prompt when present.
 
-    >>> judge = ultrafeedback_judge(aspect="honesty")
+    >>> judge = ultrafeedback(aspect="honesty")
     >>> judge.outputs
     ('ratings', 'rationales')
     >>> judge.read("#### Output for Text 1\\nRating: 4\\nRationale: Confident and correct.").values
@@ -336,30 +337,34 @@ def ultrafeedback_judge(
     )
 
 
-def ultrafeedback(
+def ultrafeedback_plan(
     *,
     aspect: Aspect = "overall-rating",
     num_generations: int = 4,
-    generator: Task | None = None,
+    generate_answers: bool | Task = True,
     ratings: Sequence[tuple[int, str]] | None = None,
     task_description: str | None = None,
     name: str | None = None,
-) -> Any:
+) -> Plan:
     """UltraFeedback as a plan: make ``num_generations`` answers if there are none, then rate them.
 
     The answers answer ``evolved_instruction`` when that column exists (e.g. after
-    ``evol_instruct``), else ``instruction``; the judge reads the same column. With a
-    ``generations`` column already in the frame, only the judge runs.
+    ``evol_instruct_plan``), else ``instruction``; the judge reads the same column. With a
+    ``generations`` column already in the frame, only the judge runs. The answers come from
+    :func:`~distilfn.tasks.text_generation.text_generation` (``generate_answers=True``) or
+    from the task given; with ``False`` the frame must have ``generations``.
     """
     from distilfn import ensure, fanout, group, prefer
-    from distilfn.tasks.text_generation import text_generation
+    from distilfn.tasks.evol_instruct import answering_task
 
     def judge(count: int | None) -> Task:
-        return ultrafeedback_judge(
+        return ultrafeedback(
             aspect=aspect, ratings=ratings, task_description=task_description, name=name, num_generations=count
         )
 
-    answer = generator if generator is not None else text_generation()
+    answer = answering_task(generate_answers, where="ultrafeedback_plan")
+    if answer is None:
+        return prefer(judge(None), instruction=("evolved_instruction", "instruction"))
     columns = ("evolved_instruction", "instruction")
     produce = fanout(prefer(answer, instruction=columns), num_generations) >> group(generation="generations")
     # answers made here have a known count: the judge's schema fixes the list length, which
