@@ -15,7 +15,7 @@ import msgspec
 from distilfn._types import Chat, Message
 from distilfn.dtypes import lone_surrogate
 
-__all__ = ["system", "user", "assistant", "chat", "check_chat", "format_chat", "image_message", "stored_chat"]
+__all__ = ["system", "user", "assistant", "chat", "check_chat", "format_chat", "image_message", "print_chat", "stored_chat"]
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
@@ -162,6 +162,38 @@ def _shown(content: Any) -> str:
             image = part.get("image_url")
             parts.append(f"[image: {image.get('url') if isinstance(image, dict) else image}]")
     return "\n".join(parts)
+
+
+def print_chat(messages: Chat, *, title: str, file: Any = None) -> None:
+    """Print a chat: on a terminal, one rich panel per message inside a panel titled
+    ``title``; elsewhere (a pipe, a file, a notebook log) the plain :func:`format_chat` text.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> print_chat([user("Hi")], title="Prompt: t", file=out)
+    >>> print(out.getvalue())
+    Prompt: t
+    <BLANKLINE>
+    [user]
+    Hi
+    <BLANKLINE>
+    """
+    import sys
+
+    from rich.console import Console, Group
+    from rich.panel import Panel
+    from rich.text import Text
+
+    stream = file if file is not None else sys.stdout
+    console = Console(file=stream)
+    if not console.is_terminal:
+        stream.write(f"{title}\n\n{format_chat(messages)}\n")
+        return
+    panels = [
+        Panel(Text(_shown(m["content"])), title=f"[bold magenta]{m['role'].capitalize()} Message[/]", border_style="cyan")
+        for m in messages
+    ]
+    console.print(Panel(Group(*panels), title=f"[bold magenta]{title}[/]", border_style="cyan", expand=False))
 
 
 def format_chat(messages: Chat) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from distilfn._types import Chat, Row
-from distilfn.chat import check_chat, format_chat
+from distilfn.chat import check_chat, format_chat, print_chat
 from distilfn.dtypes import StoreError, checker, dtype_of
 from distilfn.plan import Plan, Step
 
@@ -286,12 +286,29 @@ class Task(Step, frozen=True, kw_only=True):
         [user]
         Q: <q>
         """
-        if row is None:
-            if self.example is not None:
-                row = {self.input_map.get(k, k): v for k, v in self.example.items()}
-            else:
-                row = {c: f"<{c}>" for c in (*self.input_columns, *self.optional_input_columns)}
-        return format_chat(self.chat_for(row))
+        return format_chat(self.chat_for(self._shown_row(row)))
+
+    def _shown_row(self, row: Row | None) -> Row:
+        """``row``, else the task's example, else ``<column>`` placeholders (frame names)."""
+        if row is not None:
+            return row
+        if self.example is not None:
+            return {self.input_map.get(k, k): v for k, v in self.example.items()}
+        return {c: f"<{c}>" for c in (*self.input_columns, *self.optional_input_columns)}
+
+    def print(self, row: Row | None = None, *, file: Any = None) -> None:
+        """Show the rendered chat (see :meth:`preview` for ``row``): a rich panel per message
+        on a terminal, plain text elsewhere. No model is called.
+
+        >>> t = task(name="t", inputs=["q"], outputs=["a"],
+        ...          render=lambda r: [{"role": "user", "content": "Q: " + r["q"]}], parse=dict)
+        >>> t.print()
+        Prompt: t
+        <BLANKLINE>
+        [user]
+        Q: <q>
+        """
+        print_chat(self.chat_for(self._shown_row(row)), title=f"Prompt: {self.name}", file=file)
 
     def compile(self, schema: Any) -> Any:
         """This task as a plan compiled against ``schema``; see :meth:`distilfn.plan.Plan.compile`."""

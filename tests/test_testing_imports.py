@@ -26,6 +26,7 @@ print(json.dumps(results))
 NEEDS_HYPOTHESIS = [
     "from distilfn.testing import check_parser",
     "from distilfn.testing import model_texts, chats, rows, rating_answers",
+    "from distilfn.testing import layout_drift, Drift",
     "import distilfn.testing.strategies",
     "import distilfn.testing.parsers",
 ]

@@ -11,7 +11,10 @@ The scripted model needs nothing more than distilfn::
 The strategies and :func:`check_parser` need hypothesis, and the fake server httptools,
 both from ``pip install 'distilfn[test]'``; without them, importing those names raises
 an ImportError that says so. Homes: ``scripted`` (ScriptedModel, scripted_model),
-``strategies`` (model_texts, chats, rows, rating_answers), ``parsers`` (check_parser),
+``strategies`` (model_texts, chats, rows, rating_answers), ``drift`` (Drift and one
+strategy per family of drift real models show: count_drift, layout_drift, format_drift,
+result_drift, json_drift, instruction_list_drift, rewrite_drift, score_drift),
+``parsers`` (check_parser),
 ``fakeserver`` (FakeServer, FakeServerProcess, FakeSettings, ReplyError).
 """
 
@@ -21,12 +24,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from distilfn.testing.drift import (
+        Drift,
+        count_drift,
+        format_drift,
+        instruction_list_drift,
+        json_drift,
+        layout_drift,
+        result_drift,
+        rewrite_drift,
+        score_drift,
+    )
     from distilfn.testing.fakeserver import FakeServer, FakeServerProcess, FakeSettings, ReplyError
     from distilfn.testing.parsers import check_parser
     from distilfn.testing.scripted import ScriptedModel, scripted_model
     from distilfn.testing.strategies import chats, model_texts, rating_answers, rows
 
+_DRIFT = ("Drift", "count_drift", "format_drift", "instruction_list_drift", "json_drift", "layout_drift",
+          "result_drift", "rewrite_drift", "score_drift")
+
 _HOMES = {
+    **dict.fromkeys(_DRIFT, "drift"),
     "FakeServer": "fakeserver",
     "FakeServerProcess": "fakeserver",
     "FakeSettings": "fakeserver",
@@ -41,6 +59,7 @@ _HOMES = {
 }
 
 __all__ = [
+    *_DRIFT,
     "FakeServer",
     "FakeServerProcess",
     "FakeSettings",
