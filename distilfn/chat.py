@@ -15,7 +15,7 @@ import msgspec
 from distilfn._types import Chat, Message
 from distilfn.dtypes import lone_surrogate
 
-__all__ = ["system", "user", "assistant", "chat", "check_chat", "format_chat", "image_message", "print_chat", "stored_chat"]
+__all__ = ["system", "user", "assistant", "chat", "check_chat", "format_chat", "image_message", "print_chat", "stored_chat", "without_nulls"]
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
@@ -134,6 +134,21 @@ def _check_parts(content: Any, *, where: str) -> None:
         else:
             msg = f"{where} has content part {j} {part!r}; expected a dict of type 'text' or 'image_url'"
             raise TypeError(msg)
+
+
+def without_nulls(value: Any) -> Any:
+    """``value`` with null entries of its dicts removed, recursively: a chat read from a frame
+    column, where Polars gives every struct the union of the fields (``{"type": "image_url",
+    "text": None, ...}``), as it was written.
+
+    >>> without_nulls([{"role": "user", "content": [{"type": "image_url", "text": None, "image_url": {"url": "u", "detail": None}}]}])
+    [{'role': 'user', 'content': [{'type': 'image_url', 'image_url': {'url': 'u'}}]}]
+    """
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
 
 
 def stored_chat(messages: Any) -> Any:

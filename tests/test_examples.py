@@ -23,6 +23,7 @@ EXAMPLE_RUNS = [
     ("equal_prompts_judge.py", [], r"Name a fruit!\s+┆\s+true\b"),
     ("evol_ultrafeedback.py", ["--scripted"], re.escape("ultrafeedback_overall_rating  [judge]")),
     ("haiku_self_instruct.py", [], r"Write a haiku about autumn rain at dawn\.\nMist over still pond"),
+    ("image_questions.py", [], r"What animal is this\? -> \(scripted\) I see Cat03\.jpg"),
     ("judge_comparison.py", [], re.escape("answered by {'writer'} - judged by judge")),
     ("oss_instruct.py", [], r"PROBLEM:\nWrite `dedupe\(xs\)`(.|\n)*SOLUTION:\n```python\ndef dedupe\(xs\):"),
     ("structured_output.py", ["--scripted"], r"positive\s+┆\s+5\b"),

@@ -1,7 +1,8 @@
 """Chat generation: answer the last user turn of a multi-turn chat (a ``messages`` column).
 
 The column holds OpenAI-style messages (``{"role", "content"}``, content text or a list of
-``text`` / ``image_url`` parts); they are sent as they are.
+``text`` / ``image_url`` parts); they are sent as they are (less the null fields a Polars
+struct column adds to each part).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from functools import partial
 from typing import Any
 
 from distilfn._types import Chat, Row
-from distilfn.chat import check_chat, system
+from distilfn.chat import check_chat, system, without_nulls
 from distilfn.task import Task, task
 from distilfn.tasks.text_generation import read_generation
 
@@ -22,7 +23,7 @@ def _render(row: Row, *, system_prompt: str | None) -> Chat:
     if not isinstance(messages, list):
         msg = f"chat_generation: column 'messages' must be a list of {{'role', 'content'}} messages, got {messages!r}"
         raise TypeError(msg)
-    messages = check_chat([dict(m) if isinstance(m, dict) else m for m in messages], where="chat_generation: column 'messages'")
+    messages = check_chat(without_nulls(messages), where="chat_generation: column 'messages'")
     if messages[-1]["role"] != "user":
         msg = f"chat_generation: column 'messages' must end with a user message (the turn to answer), got {messages[-1]['role']!r}"
         raise ValueError(msg)
