@@ -400,7 +400,7 @@ def test_template_echoes_are_not_read_as_answers():
     parsed = ultrafeedback(num_generations=1).read(echo)
     assert parsed.values["ratings"] == [None]
     assert "rating for text 1 is '[Rating for text 1]', not a number" in parsed.error
-    format_line = 'The output format should look as follows: "(write a feedback for criteria) [RESULT] (an integer number between 1 and 5)"'
+    format_line = 'The output format should look as follows: "Feedback: (write a feedback for criteria) [RESULT] (an integer number between 1 and 5)"'
     assert prometheus().read(format_line).values["result"] is None
     assert prometheus(mode="relative").read("(write a feedback for criteria) [RESULT] (A or B)").values["result"] is None
     assert judgelm().read("Assistant 1 receives a score of 8, Assistant 2 receives 6\nWhy.").values["ratings"] == [8.0, 6.0]
