@@ -450,3 +450,12 @@ def test_honesty_not_applicable_is_none_with_a_reason():
     parsed = ultrafeedback(aspect="honesty").read(text)
     assert parsed.values == {"ratings": [None, 5], "rationales": ["Creative writing.", "Sure."]}
     assert parsed.error == "rating for text 1 is 'N/A'"
+
+
+def test_judgelm_reads_a_json_answer_cut_short_by_its_scores_not_its_first_line():
+    """A real SmolLM2 answer in JSON mode that never closed its rationale: the numbers after
+    the scores array are not scores."""
+    raw = '{ "scores" : [1.5, 2.0, 2.5 ], "rationale" : "1.5, 2.0 }] [1.5, 2.0, 2.5] [3.0, 3.0, 3.0 ] ]  [ 3.0'
+    parsed = judgelm().read(raw, {"instruction": "q", "generations": ["a", "b", "c"]})
+    assert parsed.values == {"ratings": [1.5, 2.0, 2.5], "rationales": [None, None, None]}
+    assert parsed.error == "the JSON answer is incomplete; read its scores only"

@@ -126,8 +126,11 @@ _SCORES_ARRAY = re.compile(r'"scores"\s*:\s*\[([^\[\]]*)\]')
 
 
 def _parse(text: str, *, n: int | None) -> Parsed:
-    parsed = parse_judgelm(text, n=n)
-    if parsed.values.get("ratings") is None and "{" in text:
+    """The JSON answer when the text is one (its first line is not a score line), else the
+    first-line scores, else JSON found further in."""
+    json_first = text.lstrip().startswith(("{", "```"))
+    parsed = None if json_first else parse_judgelm(text, n=n)
+    if (parsed is None or parsed.values.get("ratings") is None) and "{" in text:
         found = extract_json(text, kind=dict)
         try:
             return _from_schema(msgspec.convert(found, type=JudgeLMAnswer), n=n)
@@ -138,7 +141,7 @@ def _parse(text: str, *, n: int | None) -> Parsed:
             scores, errors = _check([part.strip() for part in array.group(1).split(",") if part.strip()], n)
             errors.insert(0, "the JSON answer is incomplete; read its scores only")
             return Parsed(values={"ratings": scores, "rationales": _shared(None, scores)}, error="; ".join(errors))
-    return parsed
+    return parsed if parsed is not None else parse_judgelm(text, n=n)
 
 
 def _from_schema(value: JudgeLMAnswer, *, n: int | None) -> Parsed:
