@@ -32,7 +32,7 @@ _CHATTER = re.compile(
     re.IGNORECASE,
 )
 _QUOTES = {'"': '"', "\u201c": "\u201d"}
-_HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+\S")
+_HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+(?!\d{1,3}[.)])\S")  # "# Output"; "# 1. ..." is an item
 _FENCED = re.compile(r"```[ \t]*(?:json)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
@@ -112,7 +112,11 @@ def parse_instruction_list(text: str) -> list[str]:
     from_json = _json_items(text)
     if from_json is not None:
         return [i for i in (_clean_item(item) for item in from_json) if i]
-    lines = [ln for ln in text.split("\n") if not ln.strip().startswith("```") and not _HEADING.match(ln)]
+    lines = [
+        re.sub(r"^[ \t]*#{1,6}[ \t]+", "", ln)  # "# 1. Query" (a numbered item written as a heading)
+        for ln in text.split("\n")
+        if not ln.strip().startswith("```") and not _HEADING.match(ln)
+    ]
     if sum(1 for ln in lines if _NUMBERED.match(ln) and ln[_NUMBERED.match(ln).end() :].strip()) >= 1:  # type: ignore[union-attr]
         raw = _marked_items(lines, _NUMBERED)
     elif any(_BULLET.match(ln) for ln in lines):

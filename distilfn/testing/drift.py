@@ -277,7 +277,7 @@ def instruction_list_drift(draw: Any) -> Drift:
     if asked + extra < 1:
         extra = 0
     items = draw(st.lists(sentences().map(lambda s: s[:-1] + "?"), min_size=asked + extra, max_size=asked + extra))
-    form = draw(st.sampled_from(["lines", "1.", "1)", "(1)", "Query 1:", "-", "*", "\u2022", "quoted", "json", "bold numbered"]))
+    form = draw(st.sampled_from(["lines", "1.", "1)", "(1)", "Query 1:", "-", "*", "\u2022", "quoted", "json", "bold numbered", "# 1."]))
     if form == "lines":
         lines = list(items)
     elif form in ("1.", "1)"):
@@ -292,6 +292,8 @@ def instruction_list_drift(draw: Any) -> Drift:
         lines = [f'"{q}"' for q in items]
     elif form == "bold numbered":
         lines = [f"**{i}.** {q}" for i, q in enumerate(items, 1)]
+    elif form == "# 1.":  # numbered items written as headings (seen from SmolLM2)
+        lines = [f"# {i}. {q}" for i, q in enumerate(items, 1)]
     else:
         lines = ["```json", json.dumps(items, indent=2), "```"]
     if form != "json" and draw(st.booleans()):  # blank and whitespace-only lines between items
