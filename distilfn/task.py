@@ -73,7 +73,7 @@ class Task(Step, frozen=True, kw_only=True):
         example: a row used by :meth:`preview` when none is given.
         description: one line shown in plan outlines.
         list_lengths: list output -> the list input whose length it must have (``{"ratings":
-            "generations"}``); a list of another length is an error on that row, whatever
+            "generations"}``); a list of another length is null with an error on that row, whatever
             the parser said.
     """
 
@@ -194,27 +194,31 @@ class Task(Step, frozen=True, kw_only=True):
 
     def lengths_checked(self, parsed: Parsed, row: Row | None) -> Parsed:
         """``parsed`` (frame names) with an error for each list output whose length is not
-        its row input's (see ``list_lengths``); values are kept as read.
+        its row input's (see ``list_lengths``). Such a list is null: which value belongs to
+        which item cannot be told (the raw answer stays in the metadata).
 
         >>> t = task(name="t", inputs=["generations"], outputs={"ratings": list[int]},
         ...          render=lambda r: [], parse=lambda s: {"ratings": [4]}, list_lengths={"ratings": "generations"})
-        >>> t.read("4", {"generations": ["a", "b"]}).error
-        "column 'ratings' holds 1 values for 2 'generations'"
+        >>> parsed = t.read("4", {"generations": ["a", "b"]})
+        >>> parsed.values, parsed.error
+        ({'ratings': None}, "column 'ratings' holds 1 values for 2 'generations'")
         """
         if not self.list_lengths or row is None:
             return parsed
         errors = []
+        values = dict(parsed.values)
         for name, source in self.list_lengths.items():
             column = self.output_map.get(name, name)
-            value, expected = parsed.values.get(column), row.get(source)
+            value, expected = values.get(column), row.get(source)
             if isinstance(value, list) and isinstance(expected, list | tuple) and len(value) != len(expected):
                 errors.append(f"column {column!r} holds {len(value)} values for {len(expected)} {source!r}")
+                values[column] = None
         if not errors:
             return parsed
         message = "; ".join(errors)
         if parsed.error and message not in parsed.error:
             message = f"{parsed.error}; {message}"
-        return Parsed(values=parsed.values, error=message, note=parsed.note)
+        return Parsed(values=values, error=message, note=parsed.note)
 
     def read_raw(self, text: str, row: Row | None = None, schema: Any = _UNSET) -> Parsed:
         """What the schema decoder or the parser made of ``text``, in task-side names, unchecked.

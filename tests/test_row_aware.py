@@ -37,7 +37,8 @@ def test_a_list_output_of_another_length_than_its_row_input_is_an_error_on_that_
     t = scorer(list_lengths={"scores": "items"})
     frame = pl.DataFrame({"items": [["a", "b"], ["c"]]})
     out = t.run(frame, model=scripted_model(["4", "5"]), cache=False, warn_failures=False)
-    assert out["scores"].to_list() == [[4], [5]]  # what was read is kept
+    assert out["scores"].to_list() == [None, [5]]  # which score is whose cannot be told: null, raw kept
+    assert out["meta.scorer"].struct.field("raw_output").to_list() == ["4", "5"]
     errors = out["meta.scorer"].struct.field("error").to_list()
     assert errors == ["column 'scores' holds 1 values for 2 'items'", None]
 
