@@ -447,16 +447,23 @@ def json_scores(text: str) -> dict[int, str] | None:
     >>> json_scores("Scores:\\n[3, 1]"), json_scores('{"1": 2, "2": 5}'), json_scores('{"scores": [4]}')
     ({1: '3', 2: '1'}, {1: '2', 2: '5'}, {1: '4'})
     """
+    found, _ = _json_scores(text)
+    return found
+
+
+def _json_scores(text: str) -> tuple[dict[int, str] | None, bool]:
+    """:func:`json_scores`, and whether the scores came as a list (positions, not numbers)."""
     line = _NUMBER_LIST.search(text)
     value: Any = json.loads(line.group()) if line else extract_json(text, kind=dict)
     if isinstance(value, dict):
         if isinstance(value.get("scores"), list):
             value = value["scores"]
         elif value and all(isinstance(k, str) and k.strip().isdigit() and len(k.strip()) <= 4 for k in value):
-            return {int(k): str(v) for k, v in value.items() if isinstance(v, int | float) and not isinstance(v, bool)} or None
+            numbered = {int(k): str(v) for k, v in value.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            return numbered or None, False
     if isinstance(value, list) and value and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-        return {i: str(v) for i, v in enumerate(value, start=1)}
-    return None
+        return {i: str(v) for i, v in enumerate(value, start=1)}, True
+    return None, False
 
 
 def read_indexed_scores(
@@ -489,7 +496,10 @@ def read_indexed_scores(
         if found:
             break
     if not found:
-        found = json_scores(text) or {}
+        listed, positional = _json_scores(text)
+        found = listed or {}
+        if positional and n is not None and len(found) != n:
+            return None, f"expected {n} scores, got {len(found)}: a JSON list of another length cannot be matched to the {noun}s"
     if not found:
         return None, "no '[i] Score: x' lines found"
     count = n if n is not None else max(found)

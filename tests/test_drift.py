@@ -68,8 +68,9 @@ def test_every_judge_without_an_explicit_count_reads_it_from_the_row():
         view = {c: row[c] for c in (*judge.inputs,)}
         parsed = judge.read(text, view)
         assert parsed.error is not None, judge.name
-        lists = [v for v in parsed.values.values() if isinstance(v, list)]
-        assert lists and all(len(v) == 3 for v in lists), (judge.name, parsed.values)
+        # numbered blocks keep what was read (None where missing); positional lists are null
+        lists = [parsed.values[c] for c in judge.list_lengths]
+        assert all(v is None or len(v) == 3 for v in lists), (judge.name, parsed.values)
 
 
 # -- 2. UltraFeedback layouts ----------------------------------------------------------------
@@ -131,8 +132,8 @@ def test_json_answers_in_text_mode_are_read_and_wrong_lengths_reported(drift):
 def test_a_short_json_list_is_an_error_even_when_the_schema_decoder_accepts_it():
     """In JSON mode the row's schema fixes the count; a model that ignores it still fails the row."""
     parsed = JUDGE.read('{"assessments": [{"rating": 4, "rationale": "Ok."}]}', {**ROW, "generations": ["a", "b"]})
-    assert parsed.values["ratings"] == [4, None]
-    assert parsed.error == "rating for text 2 missing"
+    assert parsed.values == {"ratings": None, "rationales": None}
+    assert parsed.error == "expected 2 assessments, got 1: a JSON list of another length cannot be matched to the texts"
 
 
 # -- 5. Self-Instruct lists --------------------------------------------------------------------

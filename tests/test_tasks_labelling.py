@@ -126,10 +126,14 @@ def test_ultrafeedback_structured_output():
     assert "assessments" in schema["$defs"][schema["$ref"].split("/")[-1]]["properties"]
     good = '{"assessments": [{"rating": 5, "rationale": "Great."}, {"rating": 2, "rationale": "Weak."}]}'
     assert judge.read(good).values == {"ratings": [5, 2], "rationales": ["Great.", "Weak."]}
-    bad = '{"assessments": [{"rating": 9, "rationale": "Huh."}]}'
+    short = '{"assessments": [{"rating": 4, "rationale": "Huh."}]}'
+    parsed = judge.read(short)
+    assert parsed.values == {"ratings": None, "rationales": None}  # which text is rated cannot be told
+    assert parsed.error == "expected 2 assessments, got 1: a JSON list of another length cannot be matched to the texts"
+    bad = '{"assessments": [{"rating": 9, "rationale": "Huh."}, {"rating": 2, "rationale": "Weak."}]}'
     parsed = judge.read(bad)
-    assert parsed.values == {"ratings": [None, None], "rationales": ["Huh.", None]}
-    assert parsed.error == "rating for text 1 is 9, outside the scale 1-5; rating for text 2 missing"
+    assert parsed.values == {"ratings": [None, 2], "rationales": ["Huh.", "Weak."]}
+    assert parsed.error == "rating for text 1 is 9, outside the scale 1-5"
     fenced = judge.read('Here:\n```json\n' + good + '\n```')
     assert fenced.values["ratings"] == [5, 2]
 
@@ -203,9 +207,12 @@ def test_judgelm_prompt_and_realistic_answers():
     assert "[The Start of Assistant 3's Answer]\nfour" in chat[1]["content"]
     parsed = judge.read("Assistant 1: 9/10, Assistant 2: 3/10\nThe first is right.")
     assert parsed.values == {"ratings": [9.0, 3.0], "rationales": ["The first is right."] * 2}
-    out_of_scale = judgelm(num_generations=3).read("9 11\nSecond is off the scale.")
-    assert out_of_scale.values["ratings"] == [9.0, None, None]
-    assert out_of_scale.error == "score for answer 2 is 11, outside the scale 1-10; score for answer 3 missing"
+    out_of_scale = judgelm(num_generations=2).read("9 11\nSecond is off the scale.")
+    assert out_of_scale.values["ratings"] == [9.0, None]
+    assert out_of_scale.error == "score for answer 2 is 11, outside the scale 1-10"
+    short = judgelm().read("9 7\nOne is missing.", {"instruction": "q", "generations": ["a", "b", "c"]})
+    assert short.values == {"ratings": None, "rationales": None}  # scores by position: whose is missing?
+    assert short.error == "expected 3 scores, got 2: scores by position cannot be matched to the answers"
 
 
 # -- UltraJudge -------------------------------------------------------------------------

@@ -40,6 +40,10 @@ def _strict_schema(n: int | None) -> type:
 
 
 def _check(scores: list[float], n: int | None, noun: str) -> Parsed:
+    """Check a JSON list of scores: range, and count (a list of another length than ``n`` is
+    null: which score is whose cannot be told)."""
+    if n is not None and len(scores) != n:
+        return Parsed(values={"scores": None}, error=f"expected {n} scores, got {len(scores)}: a JSON list of another length cannot be matched to the {noun}s")
     count = n if n is not None else len(scores)
     out: list[float | None] = []
     errors: list[str] = []

@@ -52,7 +52,11 @@ def _assistants(n: int) -> str:
     return "1" if n == 1 else ", ".join(str(i) for i in range(1, n)) + f" and {n}"
 
 
-def _check(scores: list[Any], n: int | None) -> tuple[list[float | None], list[str]]:
+def _check(scores: list[Any], n: int | None, *, positional: bool = True) -> tuple[list[float | None] | None, list[str]]:
+    """Read each score (1-10). Scores known only by position (a score line, a JSON list) of
+    another count than ``n`` are null: which score is whose cannot be told."""
+    if positional and n is not None and len(scores) != n:
+        return None, [f"expected {n} scores, got {len(scores)}: scores by position cannot be matched to the answers"]
     errors: list[str] = []
     out: list[float | None] = []
     for i, raw in enumerate(scores, start=1):
@@ -92,7 +96,7 @@ def parse_judgelm(text: str, *, n: int | None = None) -> Parsed:
         found = {int(k): v for k, v in reversed(pairs)}
         count = max(found) if n is None else n
         raw: list[Any] = [found.get(i) for i in range(1, max(found) + 1)]
-        scores, errors = _check([r if r is not None else "" for r in raw], n if n is not None else count)
+        scores, errors = _check([r if r is not None else "" for r in raw], n if n is not None else count, positional=False)
     else:
         numbers = _NUMBER.findall(re.sub(r"^\s*(?:scores?|ratings?)\s*[:\-]", "", first, flags=re.IGNORECASE))
         if not numbers:
@@ -104,7 +108,7 @@ def parse_judgelm(text: str, *, n: int | None = None) -> Parsed:
             for k, v in pairs:
                 found.setdefault(int(k), v)
             raw = [found.get(i, "") for i in range(1, max(found) + 1)]
-            scores, errors = _check(raw, n)
+            scores, errors = _check(raw, n, positional=False)
             rest_at = first_at
         else:
             scores, errors = _check(numbers, n)

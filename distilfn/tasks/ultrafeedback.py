@@ -156,9 +156,16 @@ def _values(blocks: Sequence[RatingBlock] | None, typed: bool) -> dict[str, Any]
     return {"ratings": [b.rating for b in blocks], "rationales": [b.rationale for b in blocks]}
 
 
-def _from_schema(value: Any, *, typed: bool, scale: tuple[int, int], n: int | None) -> Parsed:
-    """Check a decoded structured answer: count and range; out-of-scale ratings become None."""
+def _from_schema(value: Any, *, typed: bool, scale: tuple[int, int], n: int | None, cut: bool = False) -> Parsed:
+    """Check a decoded structured answer: count and range; out-of-scale ratings become None.
+
+    A complete list of another length than ``n`` is null (which assessment is whose cannot
+    be told); the items of an answer ``cut`` short are kept, since the cut is at the end.
+    """
     items = list(value.assessments)
+    if n is not None and len(items) != n and not (cut and len(items) < n):
+        error = f"expected {n} assessments, got {len(items)}: a JSON list of another length cannot be matched to the texts"
+        return Parsed(values=_values(None, typed), error=error)
     errors: list[str] = []
     if n is not None and len(items) > n:
         errors.append(f"expected {n} assessments, got {len(items)}")
@@ -204,7 +211,7 @@ def _salvage(text: str, *, scale: tuple[int, int], n: int | None) -> Parsed | No
         items.append(TextRating(rating=int(float(match.group(1))), rationale=rationale))
     if not items:
         return None
-    parsed = _from_schema(UltraFeedbackAnswer(assessments=items), typed=False, scale=scale, n=n)
+    parsed = _from_schema(UltraFeedbackAnswer(assessments=items), typed=False, scale=scale, n=n, cut=True)
     note = "the JSON answer is incomplete; read its complete assessments only"
     return Parsed(values=parsed.values, error=f"{note}; {parsed.error}" if parsed.error else note)
 
