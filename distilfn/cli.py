@@ -1,4 +1,4 @@
-"""The ``distilfn`` command line: run, preview, demo, cache."""
+"""The ``distilfn`` command line: run, preview, demo, cache, batches."""
 
 from __future__ import annotations
 
@@ -63,11 +63,17 @@ def _cache_option(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    plan = load_plan(args.plan, args.plan_name)
+    if args.batch or args.no_wait:
+        return _run_batched(args, plan)
+    model = model_from_option(args.model, args.model_name)
+    return _run_to(args, plan, model)
+
+
+def _run_to(args: argparse.Namespace, plan: Any, model: Any) -> int:
     from distilfn.run import RunStats
     from distilfn.run.progress import summary_table
 
-    plan = load_plan(args.plan, args.plan_name)
-    model = model_from_option(args.model, args.model_name)
     stats = RunStats()
     result = plan.run_to(
         args.input, args.output, model,
@@ -90,6 +96,40 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0 if args.allow_failures else 1
+    return 0
+
+
+def _run_batched(args: argparse.Namespace, plan: Any) -> int:
+    """``run --batch`` / ``--no-wait``: through the Batch API at --model; 75 while batches are pending."""
+    from distilfn.models.default import served_models
+    from distilfn.models.openai_batch import BatchesPending, openai_batch
+
+    url = args.model or os.environ.get("OPENAI_BASE_URL") or ""
+    if not url.startswith(("http://", "https://")):
+        raise SystemExit("distilfn: --batch and --no-wait need --model URL of a server with the Batch API (.../v1), or OPENAI_BASE_URL")
+    key = os.environ.get("DISTILFN_API_KEY") or os.environ.get("OPENAI_API_KEY") or ""
+    name = args.model_name or served_models(url, api_key=key or None)[0]
+    try:
+        return _run_to(args, plan, openai_batch(url, model=name, api_key=key, wait=not args.no_wait))
+    except BatchesPending as exc:
+        print(f"distilfn: {exc}; see `distilfn batches`", file=sys.stderr)
+        return 75
+
+
+def cmd_batches(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from distilfn.run.batches import list_batches
+    from distilfn.run.cache import _cache_file, default_cache_dir
+
+    records = list_batches(_cache_file(args.cache or default_cache_dir()))
+    if not records:
+        print("no batches in this cache")
+        return 0
+    print(f"{'batch':<32}{'status':<12}{'requests':>9}{'waiting':>9}  {'created (UTC)':<20}model @ endpoint")
+    for r in records:
+        created = dt.datetime.fromtimestamp(r.created, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{(r.batch_id or '(not created)'):<32}{r.status:<12}{r.requests:>9}{r.waiting:>9}  {created:<20}{r.model} @ {r.endpoint}")
     return 0
 
 
@@ -185,7 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-failures", action="store_true", help="exit 0 even when some rows failed (they keep their errors)")
     run.add_argument("--plan-name", default="plan", help="the variable to run (default: plan)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress display or summary")
+    run.add_argument("--batch", action="store_true", help="send the requests through the OpenAI Batch API at --model (about half the price, within a day)")
+    run.add_argument("--no-wait", action="store_true", help="with --batch: submit what is ready and exit (75 while batches are pending); run again to collect")
     run.set_defaults(func=cmd_run)
+
+    batches = commands.add_parser("batches", help="list the offline batches a cache knows, with their status")
+    batches.add_argument("--cache", metavar="DIR", help="request cache directory or file (default: the user cache dir)")
+    batches.set_defaults(func=cmd_batches)
 
     preview = commands.add_parser("preview", help="print the chats a plan would send, without calling any model",
                                   description="A true dry run: render each model step's chat for the first rows; columns made by earlier steps show as <placeholders>.")

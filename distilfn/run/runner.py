@@ -87,6 +87,10 @@ class Session:
             self.cache = open_cache(option)
             self._owns_cache = self.cache is not option
         self.stats.started = time.perf_counter()
+        for m in {id(m): m for m in self.models.values()}.values():
+            bind = getattr(m, "bind_run", None)  # batch models record their batches in the cache
+            if bind is not None:
+                bind(cache=self.cache, stats=self.stats)
         self.interpreter = Interpreter(self.compiled, self.models, self.options, cache=self.cache, stats=self.stats)
         return self
 

@@ -34,6 +34,7 @@ class RunStats:
     """The run's counters; ``in_flight`` is the number of requests waiting on a model now.
 
     ``rows_failed`` counts the input rows with at least one error in their outputs.
+    ``batches`` counts what batch models did (see :func:`batch_line`).
     """
 
     steps: dict[str, StepStats] = field(default_factory=dict)
@@ -43,6 +44,7 @@ class RunStats:
     rows_failed: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    batches: dict[str, int] = field(default_factory=dict)  # offline batches: submitted, completed, failed, ...
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
 
@@ -81,4 +83,16 @@ class RunStats:
             f"rows in {self.rows_in}, rows out {self.rows_out}, rows failed {self.rows_failed}, requests {self.requests}, "
             f"wall time {self.wall_time:.2f}s, max in flight {self.max_in_flight}"
         )
+        if self.batches:
+            lines.append(batch_line(self.batches))
         return "\n".join(lines)
+
+
+def batch_line(counts: dict[str, int]) -> str:
+    """One line for the counters of offline batches.
+
+    >>> batch_line({"submitted": 3, "completed": 2, "expired": 1, "resubmitted_requests": 4})
+    'batches: submitted 3, completed 2, failed 0, expired 1, resubmitted requests 4'
+    """
+    shown = {"submitted": 0, "completed": 0, "failed": 0, **counts}
+    return "batches: " + ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in shown.items())

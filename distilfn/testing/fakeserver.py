@@ -4,7 +4,8 @@ Needs ``httptools`` (the ``test`` extra).
 
 It speaks HTTP/1.1 with keep-alive (asyncio + httptools) on 127.0.0.1 and answers
 ``POST /v1/chat/completions`` (with ``n``, ``usage`` and ``model``), ``GET /v1/models``,
-``GET /health`` and ``GET /stats`` (its counters as JSON). Faults are set at start or at
+``GET /health`` and ``GET /stats`` (its counters as JSON), and the Batch API's
+``/v1/files`` and ``/v1/batches`` (``srv.batches``, see :mod:`distilfn.testing.fakebatch`). Faults are set at start or at
 run time (``configure``, or ``POST /config`` from another process): a fixed latency, a
 fraction of 500 / 429-with-Retry-After answers, a fraction of dropped connections, a
 status every request gets (e.g. 401), and a required API key.
@@ -53,6 +54,7 @@ from typing import Any, cast
 import msgspec
 
 from distilfn.testing._extra import missing_test_extra
+from distilfn.testing.fakebatch import FakeBatches
 
 try:
     import httptools
@@ -325,6 +327,7 @@ class FakeServer:
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[_Connection] = set()
         self._deadlines = _Deadlines(self._answer_later)
+        self.batches = FakeBatches(lambda: self.reply, lambda: self.settings.served_model)  # /v1/files, /v1/batches
 
     # -- public ------------------------------------------------------------------------
     @property
@@ -469,6 +472,8 @@ class FakeServer:
         refused = _refusal(request, settings)
         if refused is not None:
             return refused
+        if path.startswith(("/v1/files", "/v1/batches")):
+            return self.batches.answer(method, path, request.body)
         if path == "/v1/models" and method == "GET":
             model = settings.served_model or "fake-model"
             return 200, json.dumps({"object": "list", "data": [{"id": model, "object": "model"}]}).encode(), []
