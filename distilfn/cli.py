@@ -108,7 +108,9 @@ def _run_batched(args: argparse.Namespace, plan: Any) -> int:
     if not url.startswith(("http://", "https://")):
         raise SystemExit("distilfn: --batch and --no-wait need --model URL of a server with the Batch API (.../v1), or OPENAI_BASE_URL")
     key = os.environ.get("DISTILFN_API_KEY") or os.environ.get("OPENAI_API_KEY") or ""
-    name = args.model_name or served_models(url, api_key=key or None)[0]
+    name = args.model_name or next(iter(served_models(url, api_key=key or None)), None)
+    if not name:
+        raise SystemExit(f"distilfn: {url} lists no model; pass --model-name")
     try:
         return _run_to(args, plan, openai_batch(url, model=name, api_key=key, wait=not args.no_wait))
     except BatchesPending as exc:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import httpx
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from distilfn import fanout, task
@@ -19,7 +22,7 @@ from distilfn.models.openai_batch import BatchesPending, openai_batch
 from distilfn.run import RunStats
 from distilfn.run.batches import list_batches
 from distilfn.run.progress import summary_table
-from distilfn.testing.fakeserver import FakeServer
+from distilfn.testing.fakeserver import FakeServer, ReplyError
 
 SECRET = "sk-batch-DO-NOT-STORE-9a7e1"
 
@@ -160,3 +163,30 @@ def test_requests_are_gathered_up_to_the_limits_per_file(tmp_path: Path):
         by_bytes = [len(b.lines) for b in list(srv.batches.batches.values())[2:]]
     assert out["meta.draft"].struct.field("error").null_count() == 6
     assert sizes == [4, 2] and by_bytes == [2, 2, 2]
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    rows=st.integers(0, 7),
+    failing=st.sets(st.integers(0, 7)),
+    expire_after=st.none() | st.integers(1, 4),
+    max_requests=st.integers(1, 8),
+)
+def test_every_row_comes_out_and_each_request_is_answered_once_whatever_the_batches_do(rows, failing, expire_after, max_requests):
+    def reply(messages, index):
+        text = messages[-1]["content"]
+        if int(text.rsplit(" ", 1)[1]) in failing:
+            raise ReplyError(500, "this line fails")
+        return f"ok {text}"
+
+    plan = _step("draft", "q", "draft")
+    frame = pl.DataFrame({"q": [f"question {i}" for i in range(rows)]}, schema={"q": pl.String})
+    with FakeServer(reply=reply) as srv, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        srv.batches.configure(expire_after=expire_after)
+        out = plan.run(frame, batch_model(srv, max_requests=max_requests), cache=False)
+        counts = [b.info["request_counts"] for b in srv.batches.batches.values()]
+    assert out["q"].to_list() == frame["q"].to_list()
+    errors = out["meta.draft"].struct.field("error").to_list()
+    assert [i for i, e in enumerate(errors) if e is not None] == sorted(f for f in failing if f < rows)
+    assert sum(c["completed"] + c["failed"] for c in counts) == rows  # one result per request, over every batch
