@@ -119,7 +119,7 @@ def test_wait_false_submits_and_stops_then_a_rerun_polls_the_same_batch(tmp_path
     plan = _step("draft", "q", "draft")
     with FakeServer() as srv:
         srv.batches.configure(delay=3600)
-        with pytest.raises(BatchesPending, match="6 requests wait in 1 batches"):
+        with pytest.raises(BatchesPending, match="6 requests wait in 1 batch not done"):
             plan.run(ROWS, batch_model(srv, wait=False), cache=tmp_path)
         (record,) = list_batches(tmp_path / "requests.sqlite")
         assert (record.status, record.requests, record.waiting) == ("in_progress", 6, 6)

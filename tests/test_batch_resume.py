@@ -101,7 +101,7 @@ def test_no_wait_submits_and_exits_then_batches_lists_them_and_a_rerun_collects(
         first = subprocess.run(run_command(workdir, "out.jsonl", "cache", srv.url, "--no-wait"), env=env(),
                                capture_output=True, timeout=120)
         assert first.returncode == 75, first.stderr.decode()
-        assert f"{ROWS} requests wait in 1 batches" in first.stderr.decode()
+        assert f"{ROWS} requests wait in 1 batch not done" in first.stderr.decode()
         assert "Traceback" not in first.stderr.decode()
         listed = subprocess.run(distilfn("batches", "--cache", str(workdir / "cache")), capture_output=True, text=True, timeout=60)
         assert listed.returncode == 0, listed.stderr

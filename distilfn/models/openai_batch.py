@@ -27,7 +27,6 @@ to the cache, the files or the batch metadata.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import json
 import logging
@@ -41,6 +40,7 @@ import msgspec
 from distilfn._types import Chat
 from distilfn.errors import AuthenticationError, FatalModelError, ModelError
 from distilfn.models._base import Generation
+from distilfn.models import _batch_files as files
 from distilfn.models._http_errors import is_retryable, status_error, transport_error
 from distilfn.models.openai import OpenAICompatible, StructuredOutput
 
@@ -85,7 +85,7 @@ class _Request:
 class _Tracked:
     """A batch this run follows: its requests, who waits for them, and its results once taken."""
 
-    __slots__ = ("local", "batch_id", "input_file_id", "members", "waiters", "results", "polled", "failures")
+    __slots__ = ("local", "batch_id", "input_file_id", "members", "waiters", "results", "polled", "failures", "taking")
 
     def __init__(self, local: int, batch_id: str | None, input_file_id: str, members: set[str]):
         self.local = local
@@ -96,6 +96,7 @@ class _Tracked:
         self.results: dict[str, Generation | ModelError] | None = None
         self.polled = False
         self.failures = 0
+        self.taking = False
 
 
 class _Live:
@@ -117,6 +118,7 @@ class _Live:
         self.tracked: dict[int, _Tracked] = {}
         self.by_id: dict[str, _Tracked] = {}
         self.local_ids = itertools.count(-1, -1)  # batches of a run without a cache
+        self.closing = False
 
 
 class OpenAIBatch:
@@ -173,10 +175,16 @@ class OpenAIBatch:
         self.metadata = dict(metadata or {})
         self.max_retries = max_retries
         self.timeout = timeout
-        self._prefix = self.identity.encode() + b"\x1e"
+        self._prefix = self.identity.encode()
         self._cache_path: Any = None
         self._counts: dict[str, int] = {}
         self._live: _Live | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The spec travels, not the run's state (the copy's key comes from its environment)."""
+        state = dict(self.__dict__)
+        state.update(_live=None, _cache_path=None, _counts={})
+        return state
 
     def __repr__(self) -> str:
         return f"OpenAIBatch({self.base_url!r}, model={self.name!r}, wait={self.wait!r})"
@@ -216,6 +224,7 @@ class OpenAIBatch:
         live, self._live = self._live, None
         if live is None:
             return
+        live.closing = True
         for task in (live.timer, live.poller):
             if task is not None:
                 task.cancel()
@@ -231,24 +240,22 @@ class OpenAIBatch:
         if n > 1:
             body["n"] = n
         encoded = _encode(body)
-        custom_id = hashlib.blake2b(self._prefix + encoded, digest_size=16).hexdigest()
+        name = files.custom_id(self._prefix, encoded)
         future = live.loop.create_future()
-        tracked = live.by_id.get(custom_id) or self._recorded(live, custom_id)
+        tracked = live.by_id.get(name) or self._recorded(live, name)
         if tracked is not None:
-            if tracked.results is not None and custom_id in tracked.results:
-                result = tracked.results[custom_id]
-                future.set_exception(result) if isinstance(result, BaseException) else future.set_result(result)
-                self._settle(live, tracked, [custom_id])
-                return future
-            request = tracked.waiters.get(custom_id)
+            request = tracked.waiters.get(name)
             if request is None:
-                request = tracked.waiters[custom_id] = _Request(custom_id, _line(custom_id, encoded))
+                request = tracked.waiters[name] = _Request(name, files.request_line(name, encoded))
             request.futures.append(future)
-            self._follow(live)
+            if tracked.results is not None and name in tracked.results:
+                self._settle(live, tracked, [name])  # done already (asked twice in one run)
+            else:
+                self._follow(live)
             return future
-        request = live.buffer.get(custom_id)
+        request = live.buffer.get(name)
         if request is None:
-            request = live.buffer[custom_id] = _Request(custom_id, _line(custom_id, encoded))
+            request = live.buffer[name] = _Request(name, files.request_line(name, encoded))
             live.buffer_bytes += len(request.line)
         request.futures.append(future)
         self._gather(live)
@@ -271,11 +278,13 @@ class OpenAIBatch:
 
     # -- gathering and submitting -------------------------------------------------------
     def _gather(self, live: _Live) -> None:
+        if live.closing:
+            return
         now = time.monotonic()
         if not live.first_at:
             live.first_at = now
         live.last_at = now
-        while len(live.buffer) >= self.max_requests or live.buffer_bytes >= self.max_bytes:
+        while live.buffer and (len(live.buffer) >= self.max_requests or live.buffer_bytes >= self.max_bytes):
             self._flush(live)
         if live.buffer and live.timer is None:
             live.timer = live.loop.create_task(self._gather_timer(live))
@@ -325,25 +334,26 @@ class OpenAIBatch:
                 )
             tracked = _Tracked(local, None, file["id"], set(ids))
             tracked.waiters = {r.custom_id: r for r in requests}
-            live.tracked[local] = tracked
-            for custom_id in ids:
-                live.by_id[custom_id] = tracked
-            body = {"input_file_id": file["id"], "endpoint": "/v1/chat/completions",
+            for name in ids:  # the same request asked meanwhile waits for this batch
+                live.by_id[name] = tracked
+            body = {"input_file_id": file["id"], "endpoint": files.ENDPOINT,
                     "completion_window": self.completion_window, "metadata": self.metadata or None}
             info = await self._call(live, "POST", "/batches", json_body={k: v for k, v in body.items() if v is not None})
         except ModelError as error:
             # not submitted: nothing holds these requests (a re-run submits them again)
+            waiting = list(requests)
             if tracked is not None:
-                del live.tracked[tracked.local]
-                for custom_id in ids:
-                    live.by_id.pop(custom_id, None)
+                waiting = list(tracked.waiters.values())
+                for name in ids:
+                    live.by_id.pop(name, None)
                 if live.log is not None and tracked.local > 0:
                     live.log.settle(tracked.local, "moved", ids)
                     live.log.status(tracked.local, "not created")
-            for request in requests:
+            for request in waiting:
                 request.resolve(error)
             return
         tracked.batch_id = info["id"]
+        live.tracked[tracked.local] = tracked  # polled from now on
         if live.log is not None:
             live.log.created(tracked.local, info["id"], info["status"])
         self._count("submitted")
@@ -354,7 +364,7 @@ class OpenAIBatch:
 
     # -- following batches ------------------------------------------------------------------
     def _follow(self, live: _Live) -> None:
-        if live.poller is None or live.poller.done():
+        if not live.closing and (live.poller is None or live.poller.done()):
             live.poller = live.loop.create_task(self._poll_loop(live))
 
     async def _poll_loop(self, live: _Live) -> None:
@@ -410,57 +420,28 @@ class OpenAIBatch:
         status = info.get("status", "")
         if live.log is not None:
             live.log.status(tracked.local, status)
-        if status not in _TERMINAL or tracked.results is not None:
+        if status not in _TERMINAL or tracked.results is not None or tracked.taking:
             return
+        tracked.taking = True  # one download, whoever polled
         results: dict[str, Generation | ModelError] = {}
         for key in ("output_file_id", "error_file_id"):
             if info.get(key):
                 content = await self._call(live, "GET", f"/files/{info[key]}/content", raw=True)
-                results.update(self._read_results(content, info["id"]))
+                results.update(files.read_results(content, batch_id=info["id"], url=self.base_url, model=self.name,
+                                            scrub=self._http._secrets.scrub))
         self._count(status)
         tracked.results = results
         if status in ("expired", "cancelled"):
             self._resubmit(live, tracked, set(results))
         elif status != "completed" or len(results) < len(tracked.members):
-            reason = _batch_errors(info) if status == "failed" else "no result for this request"
+            reason = files.batch_errors(info) if status == "failed" else "no result for this request"
             error = ModelError(self._http._secrets.scrub(f"batch {info['id']} {status}: {reason}"))
-            for custom_id in tracked.members | set(tracked.waiters):
-                results.setdefault(custom_id, error)
+            failed = [c for c in tracked.members | set(tracked.waiters) if c not in results]
+            for name in failed:
+                results[name] = error
+            if live.log is not None and tracked.local > 0:
+                live.log.settle(tracked.local, "failed", failed)  # a re-run sends them again
         self._settle(live, tracked, [c for c in tracked.waiters if c in results])
-
-    def _read_results(self, content: bytes, batch_id: str) -> dict[str, Generation | ModelError]:
-        out: dict[str, Generation | ModelError] = {}
-        scrub = self._http._secrets.scrub
-        for raw in content.splitlines():
-            if not raw.strip():
-                continue
-            try:
-                line = json.loads(raw)
-                custom_id = line["custom_id"]
-            except (ValueError, KeyError, TypeError):
-                logger.warning("batch %s: a result line that is not JSON with a custom_id: %.80r", batch_id, raw)
-                continue
-            response = line.get("response") or {}
-            status = response.get("status_code")
-            body = response.get("body")
-            if status == 200 and isinstance(body, dict):
-                out[custom_id] = self._generation(body)
-            elif line.get("error"):
-                error = line["error"]
-                out[custom_id] = ModelError(scrub(f"batch {batch_id}: {error.get('code')}: {error.get('message')}"))
-            else:
-                error = status_error(int(status or 500), {}, json.dumps(body), url=f"{self.base_url} (batch {batch_id})", scrub=scrub)
-                out[custom_id] = ModelError(str(error), status=error.status)  # this request only, even a 401
-        return out
-
-    def _generation(self, body: dict[str, Any]) -> Generation | ModelError:
-        choices = sorted(body.get("choices") or [], key=lambda c: c.get("index", 0))
-        texts = tuple(((c.get("message") or {}).get("content") or c.get("text") or "") for c in choices)
-        if not texts:
-            return ModelError(f"{self.base_url} answered with no choices for model {self.name!r}")
-        usage = body.get("usage") or {}
-        return Generation(texts=texts, model_name=body.get("model") or self.name,
-                          input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens"))
 
     def _settle(self, live: _Live, tracked: _Tracked, custom_ids: list[str]) -> None:
         """Hand results to their waiters and record them taken."""
@@ -522,7 +503,7 @@ class OpenAIBatch:
         count = sum(len(t.waiters) for t in pending)
         ids = ", ".join(sorted(t.batch_id or "?" for t in pending))
         error = BatchesPending(
-            f"{count} requests wait in {len(pending)} batches not done yet ({ids}); "
+            f"{count} requests wait in {len(pending)} batch{'es' if len(pending) > 1 else ''} not done yet ({ids}); "
             "run again to collect them (wait=False)"
         )
         for tracked in pending:
@@ -570,16 +551,6 @@ class OpenAIBatch:
                 raise error
             await asyncio.sleep(self._http._retry_delay(attempt, error))
         raise AssertionError("unreachable")
-
-
-def _line(custom_id: str, body: bytes) -> bytes:
-    """One request of a batch file."""
-    return b'{"custom_id":"' + custom_id.encode() + b'","method":"POST","url":"/v1/chat/completions","body":' + body + b"}\n"
-
-
-def _batch_errors(info: dict[str, Any]) -> str:
-    errors = (info.get("errors") or {}).get("data") or []
-    return "; ".join(str(e.get("message")) for e in errors[:3]) or "no reason given"
 
 
 def openai_batch(
