@@ -18,6 +18,10 @@ DEMO_INSTRUCTIONS = [
 ]
 
 
+BATCH_CONCURRENCY = 10_000
+"""``run --batch``'s default ``--max-concurrency``: the most requests one batch can gather."""
+
+
 def load_plan(path: str, name: str = "plan") -> Any:
     """The plan (or task) named ``name`` in the Python file at ``path``."""
     from distilfn.plan import as_plan
@@ -111,6 +115,8 @@ def _run_batched(args: argparse.Namespace, plan: Any) -> int:
     name = args.model_name or next(iter(served_models(url, api_key=key or None)), None)
     if not name:
         raise SystemExit(f"distilfn: {url} lists no model; pass --model-name")
+    if args.max_concurrency is None:  # requests waiting at once bound a batch's size
+        args.max_concurrency = BATCH_CONCURRENCY
     try:
         return _run_to(args, plan, openai_batch(url, model=name, api_key=key, wait=not args.no_wait))
     except BatchesPending as exc:
@@ -227,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-failures", action="store_true", help="exit 0 even when some rows failed (they keep their errors)")
     run.add_argument("--plan-name", default="plan", help="the variable to run (default: plan)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress display or summary")
-    run.add_argument("--batch", action="store_true", help="send the requests through the OpenAI Batch API at --model (about half the price, within a day)")
+    run.add_argument("--batch", action="store_true", help="send the requests through the OpenAI Batch API at --model (about half the price, within a day); --max-concurrency (default 10000) bounds a batch")
     run.add_argument("--no-wait", action="store_true", help="with --batch: submit what is ready and exit (75 while batches are pending); run again to collect")
     run.set_defaults(func=cmd_run)
 

@@ -85,7 +85,7 @@ class _Request:
 class _Tracked:
     """A batch this run follows: its requests, who waits for them, and its results once taken."""
 
-    __slots__ = ("local", "batch_id", "input_file_id", "members", "waiters", "results", "polled", "failures", "taking")
+    __slots__ = ("local", "batch_id", "input_file_id", "members", "waiters", "results", "status", "polled", "failures", "taking")
 
     def __init__(self, local: int, batch_id: str | None, input_file_id: str, members: set[str]):
         self.local = local
@@ -94,6 +94,7 @@ class _Tracked:
         self.members = members
         self.waiters: dict[str, _Request] = {}
         self.results: dict[str, Generation | ModelError] | None = None
+        self.status = ""
         self.polled = False
         self.failures = 0
         self.taking = False
@@ -358,8 +359,11 @@ class OpenAIBatch:
             live.log.created(tracked.local, info["id"], info["status"])
         self._count("submitted")
         logger.info("submitted batch %s of %d requests to %s", info["id"], len(requests), self.base_url)
-        await self._observe(live, tracked, info)
-        tracked.polled = True
+        try:
+            await self._observe(live, tracked, info)
+            tracked.polled = True
+        except ModelError as error:  # its results could not be read yet: the poller tries again
+            logger.warning("batch %s: %s", info["id"], error)
         self._follow(live)
 
     # -- following batches ------------------------------------------------------------------
@@ -418,17 +422,21 @@ class OpenAIBatch:
     async def _observe(self, live: _Live, tracked: _Tracked, info: dict[str, Any]) -> None:
         """Take a batch's results once it is done."""
         status = info.get("status", "")
-        if live.log is not None:
+        if live.log is not None and status != tracked.status:
             live.log.status(tracked.local, status)
+        tracked.status = status
         if status not in _TERMINAL or tracked.results is not None or tracked.taking:
             return
         tracked.taking = True  # one download, whoever polled
         results: dict[str, Generation | ModelError] = {}
-        for key in ("output_file_id", "error_file_id"):
-            if info.get(key):
-                content = await self._call(live, "GET", f"/files/{info[key]}/content", raw=True)
-                results.update(files.read_results(content, batch_id=info["id"], url=self.base_url, model=self.name,
-                                            scrub=self._http._secrets.scrub))
+        try:
+            for key in ("output_file_id", "error_file_id"):
+                if info.get(key):
+                    content = await self._call(live, "GET", f"/files/{info[key]}/content", raw=True)
+                    results.update(files.read_results(content, batch_id=info["id"], url=self.base_url, model=self.name,
+                                                      scrub=self._http._secrets.scrub))
+        finally:
+            tracked.taking = False  # a failed download is tried again at the next poll
         self._count(status)
         tracked.results = results
         if status in ("expired", "cancelled"):
