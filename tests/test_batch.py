@@ -48,10 +48,12 @@ def test_a_three_step_plan_completes_through_batches_as_a_live_run_does(tmp_path
         stats = RunStats()
         out = PLAN.run(ROWS, batch_model(srv), cache=tmp_path / "batch", stats=stats)
         counted = srv.batches.stats()
+        steps = [{line["body"]["messages"][-1]["content"].split()[0] for line in b.lines} for b in srv.batches.batches.values()]
         live = PLAN.run(ROWS, openai_compatible(srv.url, model="fake"), cache=tmp_path / "live")
     assert out.height == 12 and out["meta.judge"].struct.field("error").null_count() == 12
     assert out.equals(live)  # the same frame as live requests to the same server
     assert counted["batches_created"] == 3  # one batch per step, submitted as its rows became ready
+    assert steps == [{"DRAFT"}, {"REVISE"}, {"JUDGE"}]
     assert counted["lines"] == 6 + 6 + 12 and max(counted["lines_per_id"].values()) == 1
     assert stats.batches == {"submitted": 3, "completed": 3}
     assert "batches: submitted 3, completed 3, failed 0" in stats.summary()
@@ -190,3 +192,10 @@ def test_every_row_comes_out_and_each_request_is_answered_once_whatever_the_batc
     errors = out["meta.draft"].struct.field("error").to_list()
     assert [i for i, e in enumerate(errors) if e is not None] == sorted(f for f in failing if f < rows)
     assert sum(c["completed"] + c["failed"] for c in counts) == rows  # one result per request, over every batch
+
+
+def test_wait_false_without_a_cache_is_refused_before_any_request():
+    with FakeServer() as srv:
+        with pytest.raises(ValueError, match=r"wait=False\) needs the run's cache"):
+            _step("draft", "q", "draft").run(ROWS, batch_model(srv, wait=False), cache=False)
+        assert srv.stats()["requests"] == 0

@@ -195,6 +195,9 @@ class OpenAIBatch:
         """Called by the run before its first request: the cache whose database records the
         batches (None: no record, nothing survives the process) and the run's counters."""
         self._cache_path = getattr(cache, "path", None)
+        if self._cache_path is None and not self.wait:
+            msg = "openai_batch(wait=False) needs the run's cache (not cache=False): a re-run finds its batches there"
+            raise ValueError(msg)
         self._counts = stats.batches if stats is not None else {}
 
     def _count(self, name: str, by: int = 1) -> None:
