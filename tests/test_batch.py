@@ -199,3 +199,11 @@ def test_wait_false_without_a_cache_is_refused_before_any_request():
         with pytest.raises(ValueError, match=r"wait=False\) needs the run's cache"):
             _step("draft", "q", "draft").run(ROWS, batch_model(srv, wait=False), cache=False)
         assert srv.stats()["requests"] == 0
+
+
+def test_distilfn_batches_on_a_cache_without_batches(tmp_path: Path, capsys):
+    from distilfn.cli import main
+
+    assert main(["batches", "--cache", str(tmp_path / "nothing-here")]) == 0
+    assert capsys.readouterr().out == "no batches in this cache\n"
+    assert not (tmp_path / "nothing-here").exists()  # listing creates nothing

@@ -109,9 +109,10 @@ def test_no_wait_submits_and_exits_then_batches_lists_them_and_a_rerun_collects(
         assert row.split()[:4] == ["batch_000002", "in_progress", str(ROWS), str(ROWS)]
 
         srv.batches.configure(delay=0)
-        second = subprocess.run(run_command(workdir, "out.jsonl", "cache", srv.url, "--no-wait"), env=env(),
-                                capture_output=True, timeout=120)
+        shown = [a for a in run_command(workdir, "out.jsonl", "cache", srv.url, "--no-wait") if a != "-q"]
+        second = subprocess.run(shown, env={**env(), "COLUMNS": "200"}, capture_output=True, timeout=120)
         assert second.returncode == 0, second.stderr.decode()
+        assert "batches: submitted 2, completed 3, failed 0, resumed 1" in second.stderr.decode()  # the summary
         assert srv.batches.stats()["batches_created"] == 3
     listed = subprocess.run(distilfn("batches", "--cache", str(workdir / "cache")), capture_output=True, text=True, timeout=60)
     assert [line.split()[1] for line in listed.stdout.splitlines()[1:]] == ["completed"] * 3
