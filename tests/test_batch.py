@@ -207,3 +207,12 @@ def test_distilfn_batches_on_a_cache_without_batches(tmp_path: Path, capsys):
     assert main(["batches", "--cache", str(tmp_path / "nothing-here")]) == 0
     assert capsys.readouterr().out == "no batches in this cache\n"
     assert not (tmp_path / "nothing-here").exists()  # listing creates nothing
+
+
+def test_a_batch_whose_creation_answer_was_lost_is_found_not_created_again(tmp_path: Path):
+    with FakeServer() as srv:
+        srv.batches.configure(lose_created=2)  # the first two creations answer 500, but happened
+        out = PLAN.run(ROWS, batch_model(srv), cache=tmp_path)
+        counted = srv.batches.stats()
+    assert out["meta.judge"].struct.field("error").null_count() == 12
+    assert counted["batches_created"] == 3 and max(counted["lines_per_id"].values()) == 1

@@ -342,7 +342,7 @@ class OpenAIBatch:
                 live.by_id[name] = tracked
             body = {"input_file_id": file["id"], "endpoint": files.ENDPOINT,
                     "completion_window": self.completion_window, "metadata": self.metadata or None}
-            info = await self._call(live, "POST", "/batches", json_body={k: v for k, v in body.items() if v is not None})
+            info = await self._create(live, {k: v for k, v in body.items() if v is not None})
         except ModelError as error:
             # not submitted: nothing holds these requests (a re-run submits them again)
             waiting = list(requests)
@@ -409,6 +409,21 @@ class OpenAIBatch:
             if tracked.failures > self.max_retries:
                 self._fail(live, tracked, error)
         tracked.polled = True
+
+    async def _create(self, live: _Live, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a batch; after a failure that may have lost only the answer (transport,
+        5xx), look for it by its input file before creating it again."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return await self._call(live, "POST", "/batches", json_body=body, retries=0)
+            except ModelError as error:
+                if isinstance(error, FatalModelError) or not is_retryable(error) or attempt == self.max_retries:
+                    raise
+                found = await self._find(live, body["input_file_id"])
+                if found is not None:
+                    return found
+                await asyncio.sleep(self._http._retry_delay(attempt, error))
+        raise AssertionError("unreachable")
 
     async def _find(self, live: _Live, input_file_id: str) -> dict[str, Any] | None:
         """The batch created from ``input_file_id``, looked for in the provider's list."""
@@ -539,11 +554,12 @@ class OpenAIBatch:
         return live
 
     async def _call(self, live: _Live, method: str, path: str, *, json_body: Any = None,
-                    upload: bytes | None = None, raw: bool = False) -> Any:
-        """One API call, retried after transport errors, 408, 409, 429 and 5xx."""
+                    upload: bytes | None = None, raw: bool = False, retries: int | None = None) -> Any:
+        """One API call, retried (``max_retries`` times) after transport errors, 408, 409, 429 and 5xx."""
         url = f"{self.base_url}{path}"
         scrub = self._http._secrets.scrub
-        for attempt in range(self.max_retries + 1):
+        retries = self.max_retries if retries is None else retries
+        for attempt in range(retries + 1):
             data = None
             if upload is not None:
                 data = aiohttp.FormData()
@@ -558,7 +574,7 @@ class OpenAIBatch:
                 if response.status < 300:
                     return content if raw else json.loads(content)
                 error = status_error(response.status, response.headers, content.decode("utf-8", "replace"), url=url, scrub=scrub)
-            if not is_retryable(error) or attempt == self.max_retries:
+            if not is_retryable(error) or attempt == retries:
                 raise error
             await asyncio.sleep(self._http._retry_delay(attempt, error))
         raise AssertionError("unreachable")

@@ -57,6 +57,7 @@ class BatchSettings(msgspec.Struct, frozen=True, kw_only=True):
         line_error_rate: fraction of lines that fail, chosen by a hash of (seed, custom_id).
         expire_after: a batch of more lines answers only its first this many and expires.
         max_requests, max_bytes: an input file above either is refused (400), like a provider's limits.
+        lose_created: the next this many batch creations are done, but answered 500 (an answer lost).
         seed: seeds the choice of failing lines.
     """
 
@@ -66,6 +67,7 @@ class BatchSettings(msgspec.Struct, frozen=True, kw_only=True):
     expire_after: int | None = None
     max_requests: int = 50_000
     max_bytes: int = 200 * 2**20
+    lose_created: int = 0
     seed: int = 0
 
     def checked(self) -> BatchSettings:
@@ -249,6 +251,9 @@ class FakeBatches:
             info["request_counts"]["total"] = len(lines)
         batch = _Batch(info, lines, time.monotonic())
         self.batches[info["id"]] = batch
+        if self.settings.lose_created:
+            self.settings = msgspec.structs.replace(self.settings, lose_created=self.settings.lose_created - 1)
+            return _error(500, "the batch was created, but this answer is lost")
         return _ok(self._advance(batch))
 
     def _cancel(self, batch: _Batch) -> dict[str, Any]:
