@@ -216,3 +216,13 @@ def test_a_batch_whose_creation_answer_was_lost_is_found_not_created_again(tmp_p
         counted = srv.batches.stats()
     assert out["meta.judge"].struct.field("error").null_count() == 12
     assert counted["batches_created"] == 3 and max(counted["lines_per_id"].values()) == 1
+
+
+def test_polling_goes_on_through_an_outage(tmp_path: Path):
+    plan = _step("draft", "q", "draft")
+    with FakeServer() as srv:
+        srv.batches.configure(delay=0.05, fail_retrieves=3)
+        out = plan.run(ROWS, batch_model(srv, max_retries=1), cache=tmp_path)
+        counted = srv.batches.stats()
+    assert out["meta.draft"].struct.field("error").null_count() == 6
+    assert counted["batches_created"] == 1 and counted["retrieves"] >= 4  # 3 answered 503, then the batch

@@ -58,6 +58,7 @@ class BatchSettings(msgspec.Struct, frozen=True, kw_only=True):
         expire_after: a batch of more lines answers only its first this many and expires.
         max_requests, max_bytes: an input file above either is refused (400), like a provider's limits.
         lose_created: the next this many batch creations are done, but answered 500 (an answer lost).
+        fail_retrieves: the next this many looks at a batch (``GET /v1/batches/{id}``) are answered 503.
         seed: seeds the choice of failing lines.
     """
 
@@ -68,6 +69,7 @@ class BatchSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_requests: int = 50_000
     max_bytes: int = 200 * 2**20
     lose_created: int = 0
+    fail_retrieves: int = 0
     seed: int = 0
 
     def checked(self) -> BatchSettings:
@@ -181,6 +183,9 @@ class FakeBatches:
                 return _error(404, f"no batch {rest[0]!r}")
             if method == "GET" and len(rest) == 1:
                 self.retrieves += 1
+                if self.settings.fail_retrieves:
+                    self.settings = msgspec.structs.replace(self.settings, fail_retrieves=self.settings.fail_retrieves - 1)
+                    return _error(503, "injected outage")
                 return _ok(self._advance(batch))
             if method == "POST" and rest[1:] == ["cancel"]:
                 self.cancels += 1
