@@ -164,7 +164,7 @@ def test_requests_are_gathered_up_to_the_limits_per_file(tmp_path: Path):
         plan.run(ROWS, batch_model(srv, max_bytes=2 * line + 1), cache=tmp_path / "bytes")
         by_bytes = [len(b.lines) for b in list(srv.batches.batches.values())[2:]]
     assert out["meta.draft"].struct.field("error").null_count() == 6
-    assert sizes == [4, 2] and by_bytes == [2, 2, 2]
+    assert sorted(sizes) == [2, 4] and by_bytes == [2, 2, 2]  # two submissions may be created in either order
 
 
 @settings(max_examples=12, deadline=None)

@@ -36,13 +36,14 @@ def custom_id(prefix: bytes, body: bytes) -> str:
     return hashlib.blake2b(prefix + b"\x1e" + body, digest_size=16).hexdigest()
 
 
-def request_line(custom_id: str, body: bytes) -> bytes:
+def request_line(custom_id: str, body: bytes, endpoint: str = ENDPOINT) -> bytes:
     """One line of a batch file, for an encoded chat-completion ``body``.
 
     >>> json.loads(request_line("abc", b'{"model":"m"}'))["url"]
     '/v1/chat/completions'
     """
-    return b'{"custom_id":"' + custom_id.encode() + b'","method":"POST","url":"' + ENDPOINT.encode() + b'","body":' + body + b"}\n"
+    head = json.dumps({"custom_id": custom_id, "method": "POST", "url": endpoint})
+    return head[:-1].encode() + b', "body": ' + body + b"}\n"
 
 
 def read_results(content: bytes, *, batch_id: str, url: str, model: str,

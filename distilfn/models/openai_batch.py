@@ -135,6 +135,7 @@ class OpenAIBatch:
         api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         completion_window: str = "24h",
+        endpoint: str = files.ENDPOINT,
         max_requests: int = 50_000,
         max_bytes: int = 200 * 2**20,
         batch_wait: float = 1.0,
@@ -168,6 +169,7 @@ class OpenAIBatch:
         self.identity = self._http.identity  # the same answers as live requests to this model
         self.max_concurrency = max_concurrency
         self.completion_window = completion_window
+        self.endpoint = endpoint
         self.max_requests = max_requests
         self.max_bytes = max_bytes
         self.batch_wait = float(batch_wait)
@@ -250,7 +252,7 @@ class OpenAIBatch:
         if tracked is not None:
             request = tracked.waiters.get(name)
             if request is None:
-                request = tracked.waiters[name] = _Request(name, files.request_line(name, encoded))
+                request = tracked.waiters[name] = _Request(name, files.request_line(name, encoded, self.endpoint))
             request.futures.append(future)
             if tracked.results is not None and name in tracked.results:
                 self._settle(live, tracked, [name])  # done already (asked twice in one run)
@@ -259,7 +261,7 @@ class OpenAIBatch:
             return future
         request = live.buffer.get(name)
         if request is None:
-            request = live.buffer[name] = _Request(name, files.request_line(name, encoded))
+            request = live.buffer[name] = _Request(name, files.request_line(name, encoded, self.endpoint))
             live.buffer_bytes += len(request.line)
         request.futures.append(future)
         self._gather(live)
@@ -340,7 +342,7 @@ class OpenAIBatch:
             tracked.waiters = {r.custom_id: r for r in requests}
             for name in ids:  # the same request asked meanwhile waits for this batch
                 live.by_id[name] = tracked
-            body = {"input_file_id": file["id"], "endpoint": files.ENDPOINT,
+            body = {"input_file_id": file["id"], "endpoint": self.endpoint,
                     "completion_window": self.completion_window, "metadata": self.metadata or None}
             info = await self._create(live, {k: v for k, v in body.items() if v is not None})
         except ModelError as error:
@@ -587,6 +589,7 @@ def openai_batch(
     api_key: str | None = None,
     headers: Mapping[str, str] | None = None,
     completion_window: str = "24h",
+    endpoint: str = files.ENDPOINT,
     max_requests: int = 50_000,
     max_bytes: int = 200 * 2**20,
     batch_wait: float = 1.0,
@@ -606,6 +609,8 @@ def openai_batch(
             :func:`~distilfn.models.openai.openai_compatible` (the key defaults to
             ``$OPENAI_API_KEY``; it is sent as a header only).
         completion_window: how long the provider may take (OpenAI accepts ``"24h"``).
+        endpoint: the chat-completions path named in each request line and in the
+            batch (``"/v1/chat/completions"``; some providers want ``"/chat/completions"``).
         max_requests, max_bytes: the provider's limits per batch file (OpenAI: 50,000
             requests, 200 MB); a batch is submitted when the next request would pass one.
         batch_wait: seconds without a new request after which the gathered ones are
@@ -626,7 +631,7 @@ def openai_batch(
     """
     return OpenAIBatch(
         base_url, model=model, api_key=api_key, headers=headers, completion_window=completion_window,
-        max_requests=max_requests, max_bytes=max_bytes, batch_wait=batch_wait, poll_interval=poll_interval,
+        endpoint=endpoint, max_requests=max_requests, max_bytes=max_bytes, batch_wait=batch_wait, poll_interval=poll_interval,
         wait=wait, metadata=metadata, max_retries=max_retries, timeout=timeout,
         structured_output=structured_output, extra_body=extra_body, max_concurrency=max_concurrency,
     )
