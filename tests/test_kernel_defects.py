@@ -221,7 +221,7 @@ def test_input_columns_that_collide_with_internal_ones_are_refused(column):
 def test_an_earlier_runs_metadata_passes_through_when_names_differ():
     first = echo("t", "q", "a").run(pl.DataFrame({"q": ["x"]}), model=answer_all)
     second = echo("u", "a", "b").run(first, model=answer_all)
-    assert second.columns == ["q", "a", "meta.t", "b", "meta.u"]
+    assert second.columns == ["q", "a", "model_name", "meta.t", "b", "meta.u"]  # the input's model_name wins
 
 
 # -- streaming: crash, two writers, resume -----------------------------------------------
