@@ -43,6 +43,11 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
         restart: ``run_to`` ignores what an earlier run of ``out`` finished and starts over.
         format: ``run_to``'s output format, when the file name does not tell.
         warn_failures: warn (``RowsFailedWarning``) when rows failed.
+        prices: the price table (see :mod:`distilfn.run.cost`): None uses genai-prices for
+            providers' APIs; ``{"model": (in, out)}`` dollars per million tokens first; False: none.
+        max_cost: stop (BudgetExceededError) before the projected cost of the requests sent
+            passes this many US dollars; the finished rows are kept, the answers cached.
+        quiet: no progress, no summary.
     """
 
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
@@ -58,8 +63,14 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
     restart: bool = False
     format: Literal["parquet", "jsonl"] | None = None
     warn_failures: bool = True
+    prices: Any = None
+    max_cost: float | None = None
+    quiet: bool = False
 
     def __post_init__(self) -> None:
+        if self.max_cost is not None and (isinstance(self.max_cost, bool) or not isinstance(self.max_cost, int | float) or self.max_cost <= 0):
+            msg = f"max_cost must be a positive number of US dollars or None, got {self.max_cost!r}"
+            raise ValueError(msg)
         _whole(self.max_concurrency, "max_concurrency", minimum=1)
         _whole(self.chunk_rows, "chunk_rows", minimum=1)
         if self.limit is not None:
@@ -88,7 +99,7 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
         >>> RunOptions.of(max_concurency=8)
         Traceback (most recent call last):
         ...
-        TypeError: unknown run option 'max_concurency' (did you mean 'max_concurrency'?); the options are: cache, chunk_rows, format, limit, max_concurrency, max_error_rate, params, progress, restart, retry_failed, stats, summary, warn_failures
+        TypeError: unknown run option 'max_concurency' (did you mean 'max_concurrency'?); the options are: cache, chunk_rows, format, limit, max_concurrency, max_cost, max_error_rate, params, prices, progress, quiet, restart, retry_failed, stats, summary, warn_failures
         """
         given = options.pop("options", None)
         base = given if isinstance(given, RunOptions) else cls()
@@ -107,7 +118,7 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
         return cls(**{**msgspec.structs.asdict(base), **options})
 
 
-_NOT_NONE = frozenset({"max_concurrency", "retry_failed", "params", "chunk_rows", "restart", "warn_failures"})
+_NOT_NONE = frozenset({"max_concurrency", "retry_failed", "params", "chunk_rows", "restart", "warn_failures", "quiet"})
 """Options for which None means "the default" (e.g. a CLI flag that was not given)."""
 
 
