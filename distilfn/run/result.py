@@ -23,7 +23,8 @@ class RunResult(type(Path())):  # a Path: pl.read_parquet(result) and open(resul
     same call again re-sends exactly their failed requests. ``already_complete`` says
     the output was finished by an earlier run and nothing was done. ``stats`` holds this
     run's counters (tokens and cost per step and model: ``stats.usage``), ``plan`` the plan
-    that wrote it (what :func:`distilfn.hub.save` describes in the dataset card).
+    that wrote it and ``input_schema`` its input's (what :func:`distilfn.hub.save` describes
+    in the dataset card).
     """
 
     rows_in: int
@@ -33,15 +34,16 @@ class RunResult(type(Path())):  # a Path: pl.read_parquet(result) and open(resul
     already_complete: bool
     stats: Any
     plan: Any
+    input_schema: Any
 
     @classmethod
     def of(cls, path: Path, *, rows_in: int, rows_out: int, failed: int, requests: int = 0,
-           already_complete: bool = False, stats: Any = None, plan: Any = None) -> RunResult:
+           already_complete: bool = False, stats: Any = None, plan: Any = None, input_schema: Any = None) -> RunResult:
         """The result for ``path`` with its counts."""
         result = cls(path)
         result.rows_in, result.rows_out, result.failed = rows_in, rows_out, failed
         result.requests, result.already_complete = requests, already_complete
-        result.stats, result.plan = stats, plan
+        result.stats, result.plan, result.input_schema = stats, plan, input_schema
         return result
 
     @property

@@ -249,7 +249,7 @@ async def _run_to(plan: Plan, data: Any, out: Any, model: Any, options: RunOptio
             final = resume.final
             assert final is not None
             return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=0, already_complete=True,
-                                stats=session.stats, plan=plan)
+                                stats=session.stats, plan=plan, input_schema=schema)
         done = resume.done
         sources = Sources(gathered_columns(compiled), schema)
         writer = _ChunkWriter(output, compiled, sources, options.chunk_rows)
@@ -279,4 +279,4 @@ async def _run_to(plan: Plan, data: Any, out: Any, model: Any, options: RunOptio
             writer.flush()
         final = output.finalize()
     return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=len(final.failed),
-                        requests=session.stats.requests, stats=session.stats, plan=plan)
+                        requests=session.stats.requests, stats=session.stats, plan=plan, input_schema=schema)
