@@ -357,11 +357,13 @@ def test_the_cli_exits_non_zero_when_rows_failed_and_says_how_to_retry(tmp_path)
 def test_the_cli_refuses_a_second_writer_with_one_line(tmp_path):
     import filelock
 
+    from distilfn.testing.fakeserver import FakeServer
+
     (tmp_path / "plan.py").write_text(PLAN)
     pl.DataFrame({"q": ["a"]}).write_ndjson(tmp_path / "in.jsonl")
-    with filelock.FileLock(str(tmp_path / ".out.jsonl.lock")):
+    with filelock.FileLock(str(tmp_path / ".out.jsonl.lock")), FakeServer() as server:  # the CLI checks the server is up first
         busy = cli("run", str(tmp_path / "plan.py"), "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl"),
-                   "--model", "http://127.0.0.1:9/v1", "--model-name", "x", "-q")
+                   "--model", server.url, "--model-name", "x", "-q")
     assert busy.returncode == 2
     assert "Traceback" not in busy.stderr
     assert "another run is writing" in busy.stderr.strip().splitlines()[-1]
