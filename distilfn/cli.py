@@ -23,9 +23,10 @@ DEMO_INSTRUCTIONS = [
     "Write a haiku about rain.",
     "Give three tips for writing clear commit messages.",
 ]
-DEMO_MAX_TOKENS = {"rewrite": 48, "answer": 64, "judge": 256}
+DEMO_MAX_TOKENS = {"rewrite": 48, "answer": 64, "judge": 384}
 """The demo's answer lengths: an evolved instruction is a sentence or two, the answers are
-short, and the judge's JSON for four texts fits (its schema keeps it complete)."""
+short, and the judge's JSON for four texts fits (at 256 tokens SmolLM2's rationales cut
+two of three judge answers short, measured)."""
 
 _CLI_TERMS = (
     ("set DISTILFN_MODEL_NAME to skip this lookup", "give --model-name NAME to skip this lookup"),
@@ -213,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.input, args.output, model,
         limit=args.limit, cache=_cache_option(args), max_concurrency=args.max_concurrency,
         params=_params(args), prices=_prices(args), max_cost=args.max_cost,
-        progress=False if args.quiet else None, summary=False, stats=stats, restart=args.restart,
+        progress=False if args.quiet else "lines", summary=False, stats=stats, restart=args.restart,
         chunk_rows=args.chunk_rows, warn_failures=False,
     )
     if result.already_complete:
@@ -309,7 +310,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = plan.run_to(
         data, args.output, model,
         params=_params(args), cache=_cache_option(args), prices=_prices(args), max_cost=args.max_cost,
-        progress=False if args.quiet else None, summary=False, stats=stats, restart=True, warn_failures=False,
+        progress=False if args.quiet else "lines", summary=False, stats=stats, restart=True, warn_failures=False,
     )
     if not args.quiet:
         _print_summary(stats)
@@ -320,9 +321,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ratings = frame["ratings"].explode().drop_nulls() if "ratings" in frame.columns else pl.Series([])
     mean = f"{ratings.mean():.2f}" if ratings.len() else "-"
     print(f"wrote {frame.height} rows to {out}; {ratings.len()} ratings parsed, mean {mean}")
-    if out.failed and not args.allow_failures:
-        _notice(f"distilfn: {out.failed} of {out.rows_in} rows failed (their errors are in the meta.<step> columns)")
-        return 1
+    if out.failed:  # a tiny model's answers; the demo shows the plumbing, so it still succeeds
+        _notice(f"distilfn demo: {out.failed} of {out.rows_in} rows have an error in some step (see the meta.<step> columns' 'error')")
     return 0
 
 
@@ -455,7 +455,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=3, choices=range(1, len(DEMO_INSTRUCTIONS) + 1), metavar="N",
                       help="instructions to use (1-3, default 3)")
     demo.add_argument("--output", default="out/demo.parquet", help="where to write the dataset (default: out/demo.parquet)")
-    demo.add_argument("--allow-failures", action="store_true", help="exit 0 even when some rows failed")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress display or summary")
     demo.set_defaults(func=cmd_demo)
 

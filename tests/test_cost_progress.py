@@ -133,3 +133,71 @@ def test_the_live_view_shows_finished_rows_rates_in_flight_model_counters_and_co
     text = screen.getvalue()
     assert "in flight 1" in text and "judge" in text
     assert "distilfn run:" in text  # the summary after the live view
+
+
+def test_off_a_terminal_progress_lines_say_what_the_run_is_doing(monkeypatch):
+    import distilfn.run.progress as progress
+
+    monkeypatch.setattr(progress, "LINE_EVERY", 0)
+    stats = RunStats()
+    stats.rows_done = 2
+    screen = io.StringIO()
+
+    async def show():
+        async with Progress(stats, 5, enabled=False, summary=False, lines=True, console=Console(file=screen, width=300)):
+            for _ in range(5):
+                await asyncio.sleep(0)
+
+    asyncio.run(show())
+    assert screen.getvalue().startswith("distilfn: rows 2/5")
+    with pytest.raises(ValueError, match="progress must be"):
+        PLAN.run(DF, model=fake, progress="sometimes")
+
+
+def test_on_a_terminal_plan_run_shows_live_progress_while_a_request_waits(tmp_path):
+    """A real pseudo-terminal: the live view appears while the only request is still waiting."""
+    import os
+    import pty
+    import select
+    import subprocess
+
+    release = tmp_path / "release"
+    script = tmp_path / "slow.py"
+    script.write_text(f"""
+import pathlib, time
+import polars as pl
+from distilfn import task
+def waits(chats):
+    while not pathlib.Path({str(release)!r}).exists():
+        time.sleep(0.05)
+    return ["done"] * len(chats)
+t = task(name="slow_step", inputs=["q"], outputs=["a"], render=lambda r: [{{"role": "user", "content": r["q"]}}],
+         parse=lambda text: {{"a": text}})
+t.run(pl.DataFrame({{"q": ["x"]}}), model=waits, cache=False)
+print("RUN FINISHED")
+""")
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    child = subprocess.Popen([sys.executable, str(script)], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    seen = b""
+    try:
+        while b"in flight 1" not in seen:
+            ready, _, _ = select.select([master], [], [], 60)
+            assert ready, f"no live progress on the terminal; got {seen!r}"
+            seen += os.read(master, 65536)
+        assert b"RUN FINISHED" not in seen and b"slow_step" in seen
+        release.touch()
+        while b"RUN FINISHED" not in seen:
+            ready, _, _ = select.select([master], [], [], 60)
+            assert ready
+            try:
+                seen += os.read(master, 65536)
+            except OSError:
+                break
+        assert child.wait(timeout=60) == 0
+        assert b"distilfn run: 1 rows in, 1 rows out, 0 failed" in seen
+    finally:
+        child.kill()
+        child.wait()
+        os.close(master)

@@ -35,7 +35,8 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
         params: default generation parameters for every request (tasks' own win).
         max_error_rate: stop (RunAbortedError) once more than this fraction of requests
             failed, after 50 results; None never stops.
-        progress: live display (None: only on an interactive terminal).
+        progress: live display (None: on an interactive terminal or in Jupyter; "lines": the
+            live view there, else a plain line every 15 s, for logs and pipes).
         summary: the final table on stderr (None: when progress is shown).
         stats: a :class:`~distilfn.run.stats.RunStats` to read the counters afterwards.
         limit: only the first ``limit`` input rows.
@@ -55,7 +56,7 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
     retry_failed: bool = False
     params: Mapping[str, Any] = {}
     max_error_rate: float | None = 0.5
-    progress: bool | None = None
+    progress: bool | Literal["lines"] | None = None
     summary: bool | None = None
     stats: RunStats | None = None
     limit: int | None = None
@@ -86,6 +87,9 @@ class RunOptions(msgspec.Struct, frozen=True, kw_only=True):
         if not isinstance(self.params, Mapping):
             msg = f"params must be a dict of generation parameters, got {type(self.params).__name__}"
             raise TypeError(msg)
+        if self.progress not in (None, True, False, "lines"):
+            msg = f"progress must be True, False, None or 'lines', got {self.progress!r}"
+            raise ValueError(msg)
         if self.format not in (None, "parquet", "jsonl"):
             msg = f"format must be 'parquet' or 'jsonl', got {self.format!r}"
             raise ValueError(msg)

@@ -117,19 +117,35 @@ def stderr_console() -> Console:
     return out if out.is_terminal or out.is_jupyter else Console(stderr=True, width=160)
 
 
-class Progress:
-    """Refreshes the live view from ``stats`` while a run is going; prints the summary after."""
+LINE_EVERY = 15.0
+"""Seconds between two plain progress lines (``progress="lines"``: logs, pipes, CI)."""
 
-    def __init__(self, stats: RunStats, total: int | None, *, enabled: bool, summary: bool, console: Console | None = None):
+
+class Progress:
+    """Refreshes the live view from ``stats`` while a run is going; prints the summary after.
+
+    ``lines`` prints the headline as a plain line every :data:`LINE_EVERY` seconds instead
+    (for a log or a pipe, where a live view cannot redraw)."""
+
+    def __init__(self, stats: RunStats, total: int | None, *, enabled: bool, summary: bool, console: Console | None = None,
+                 lines: bool = False):
         self.stats = stats
         self.total = total
         self.enabled = enabled
         self.summary = summary
+        self.lines = lines and not enabled
         self.console = console if console is not None else stderr_console()
         self._live: Live | None = None
         self._task: asyncio.Task | None = None
 
+    async def _print_lines(self) -> None:
+        while True:
+            await asyncio.sleep(LINE_EVERY)
+            self.console.print(f"distilfn: {headline(self.stats, self.total)}", markup=False, highlight=False, soft_wrap=True)
+
     async def __aenter__(self) -> Progress:
+        if self.lines:
+            self._task = asyncio.create_task(self._print_lines())
         if self.enabled:
             self._live = Live(live_view(self.stats, self.total), console=self.console, refresh_per_second=4, transient=True)
             self._live.start()

@@ -104,9 +104,12 @@ class Session:
 
     def progress(self, total: int | None) -> Progress:
         quiet = self.options.quiet
-        show = not quiet and progress_wanted(self.options.progress)
+        option = self.options.progress
+        lines = option == "lines" and not quiet
+        show = not quiet and progress_wanted(None if lines else option)
         summary = self.options.summary
-        return Progress(self.stats, total, enabled=show, summary=not quiet if summary is None else summary and not quiet)
+        return Progress(self.stats, total, enabled=show, summary=not quiet if summary is None else summary and not quiet,
+                        lines=lines)
 
 
 def _rows(frame: pl.DataFrame, reads: tuple[str, ...], offset: int, pending: np.ndarray | None) -> Iterator[tuple[int, dict[str, Any]]]:
