@@ -1,6 +1,6 @@
 """A dataset you can publish: a folder with the data, a dataset card and the plan's record.
 
-:func:`save` writes ``data/train-00000-of-00001.parquet``, a ``README.md`` dataset card
+:func:`save` writes ``data/train-<digest>.parquet``, a ``README.md`` dataset card
 (a YAML header the Hub and ``datasets.load_dataset`` read: configs, size category, task
 categories, tags; then the plan's outline and fingerprint, the prompt of every model
 step, the models per step and role, row, failure and token counts, and the citations of
@@ -25,10 +25,11 @@ from typing import Any
 import polars as pl
 
 from distilfn.meta import META_PREFIX
+from distilfn.output.manifest import file_digest
 
 __all__ = ["save", "push", "card_text", "size_category"]
 
-DATA_FILE = "data/train-00000-of-00001.parquet"
+DATA_DIR = "data"
 RECORD_FILE = "distilfn.json"
 TASK_CATEGORY = {"generator": "text-generation", "judge": "text-classification"}
 """The Hub's task category of each catalogue role (other roles add none)."""
@@ -229,7 +230,8 @@ def record(out: Any, *, plan: Any = None) -> dict[str, Any]:
     return info
 
 
-def _yaml_header(info: dict[str, Any], *, pretty_name: str | None, license: str | None, tags: Sequence[str]) -> str:
+def _yaml_header(info: dict[str, Any], *, pretty_name: str | None, license: str | None, tags: Sequence[str],
+                 data_file: str) -> str:
     from huggingface_hub import DatasetCardData
 
     roles = {s.get("role") for s in info["steps"]}
@@ -239,16 +241,17 @@ def _yaml_header(info: dict[str, Any], *, pretty_name: str | None, license: str 
         size_categories=[size_category(info["rows"])],
         task_categories=sorted({TASK_CATEGORY[r] for r in roles if r in TASK_CATEGORY}) or None,
         tags=list(dict.fromkeys(["synthetic", "distilfn", *(["rlaif"] if "judge" in roles else []), *tags])),
-        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": data_file}]}],
     )
     return data.to_yaml()
 
 
 def card_text(info: dict[str, Any], *, pretty_name: str | None = None, license: str | None = None,
-              tags: Sequence[str] = (), repo_id: str | None = None) -> str:
+              tags: Sequence[str] = (), repo_id: str | None = None, data_file: str = "data/train-*.parquet") -> str:
     """The dataset card (README.md) for a :func:`record`."""
     title = pretty_name or (repo_id.split("/")[-1] if repo_id else "A dataset made with distilfn")
-    lines = [f"---\n{_yaml_header(info, pretty_name=pretty_name, license=license, tags=tags)}\n---", "", f"# {title}", "",
+    header = _yaml_header(info, pretty_name=pretty_name, license=license, tags=tags, data_file=data_file)
+    lines = [f"---\n{header}\n---", "", f"# {title}", "",
              "Made with distilfn from a plan of tasks whose prompts follow the papers cited below.", ""]
     lines += ["## Load it", "", "```python", "from datasets import load_dataset", "",
               f"ds = load_dataset({(repo_id or 'path/to/this/folder')!r}, split='train')", "```", ""]
@@ -293,12 +296,20 @@ def save(out: Any, path: str | os.PathLike[str], *, plan: Any = None, pretty_nam
         raise FileExistsError(msg)
     frame = _frame_of(out)
     info = record(out, plan=plan)
-    (folder / "data").mkdir(parents=True, exist_ok=True)
-    data = folder / DATA_FILE
-    tmp = data.with_name(data.name + ".tmp")
+    data_dir = folder / DATA_DIR
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / ".train.parquet.tmp"
     frame.write_parquet(tmp)
-    tmp.replace(data)
-    (folder / "README.md").write_text(card_text(info, pretty_name=pretty_name, license=license, tags=tags, repo_id=repo_id), encoding="utf-8")
+    # the file is named by its content: datasets caches a folder whose card lists its files
+    # by the folder's name and that list, so a new file name is what makes it read new rows
+    name = f"train-{file_digest(tmp)[0][:16]}.parquet"
+    for old in data_dir.glob("train-*.parquet"):
+        if old.name != name:
+            old.unlink()
+    tmp.replace(data_dir / name)
+    info["data_file"] = f"{DATA_DIR}/{name}"
+    card = card_text(info, pretty_name=pretty_name, license=license, tags=tags, repo_id=repo_id, data_file=info["data_file"])
+    (folder / "README.md").write_text(card, encoding="utf-8")
     (folder / RECORD_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return folder
 

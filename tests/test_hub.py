@@ -22,6 +22,12 @@ DF = pl.DataFrame({"instruction": ["Explain photosynthesis.", "Write a haiku abo
 PLAN = evol_instruct(n=3) >> ultrafeedback()
 
 
+def load(folder):
+    """``datasets.load_dataset(folder)``, with a cache of its own (datasets' shared cache can
+    serve an earlier session's folder of the same name and file sizes)."""
+    return datasets.load_dataset(str(folder), split="train", cache_dir=str(Path(folder).parent / "hf-cache"))
+
+
 def metered(chats):
     return [Generation(texts=[t], input_tokens=50, output_tokens=5, model_name="small-v1") for t in fake(chats)]
 
@@ -38,7 +44,7 @@ def folder(result, tmp_path_factory):
 
 
 def test_datasets_loads_the_saved_folder(folder, result):
-    loaded = datasets.load_dataset(str(folder), split="train")
+    loaded = load(folder)
     assert loaded.num_rows == DF.height
     frame = result.read()
     assert loaded.column_names == frame.columns
@@ -55,7 +61,8 @@ def test_the_card_parses_and_its_metadata_validates(folder):
     assert {"synthetic", "distilfn", "rlaif"} <= set(data.tags)
     assert data.license == "apache-2.0" and data.pretty_name == "Evolved and rated"
     configs = MetadataConfigs.from_dataset_card_data(data)  # raises when data_files are malformed
-    assert configs["default"]["data_files"] == [{"split": "train", "path": "data/train-*"}]
+    ((file,),) = [[f["path"] for f in configs["default"]["data_files"] if f["split"] == "train"]]
+    assert (folder / file).is_file() and [p.name for p in (folder / "data").iterdir()] == [Path(file).name]
 
 
 def test_the_card_records_the_plan_prompts_models_counts_and_citations(folder, result):
@@ -83,7 +90,17 @@ def test_a_frame_from_plan_run_with_its_plan_gives_the_same_record(result, tmp_p
     assert hub.record(frame, plan=PLAN)["plan"] == hub.record(result)["plan"]
     bare = hub.save(frame, tmp_path / "bare")  # no plan: the data and counts, no outline
     assert "Plan fingerprint: `not recorded`" in (bare / "README.md").read_text()
-    assert datasets.load_dataset(str(bare), split="train").num_rows == 3
+    assert load(bare).num_rows == 3
+
+
+def test_saving_new_rows_to_the_same_folder_is_what_datasets_reads_next(tmp_path):
+    # datasets caches a folder whose card lists its data files by the folder's name and that
+    # list: the same file name would serve the first rows again (measured with datasets 5.2)
+    cache = str(tmp_path / "hf-cache")
+    for value in ("first", "again"):
+        folder = hub.save(pl.DataFrame({"x": [value]}), tmp_path / "same")
+        assert datasets.load_dataset(str(folder), split="train", cache_dir=cache)["x"] == [value]
+    assert len(list((folder / "data").iterdir())) == 1
 
 
 def test_failures_are_counted():
@@ -104,7 +121,7 @@ def test_push_saves_the_folder_and_uploads_it_in_one_call(result, monkeypatch):
 
     def upload_folder(self, *, repo_id, folder_path, repo_type, commit_message):
         calls.append(("upload_folder", repo_id, repo_type))
-        assert datasets.load_dataset(str(folder_path), split="train").num_rows == 3
+        assert load(folder_path).num_rows == 3
         assert DatasetCard.load(f"{folder_path}/README.md").data.size_categories == ["n<1K"]
         assert "load_dataset('me/evolved', split='train')" in (folder_path / "README.md").read_text()
         return "https://huggingface.co/datasets/me/evolved/commit/abc"

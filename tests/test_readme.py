@@ -61,7 +61,7 @@ def test_every_python_block_runs_after_the_main_job_install(tmp_path, monkeypatc
     assert answered == 2 * (3 + 1 + 1)  # the tour's plan.run(df) went to the server: 2 rows x 5 requests
     assert "RowsFailedWarning" not in result.stderr  # every step's answers are well-formed
     assert "using model 'fake-model'" in result.stderr and "(from DISTILFN_MODEL)" in result.stderr
-    saved = datasets.load_dataset(str(tmp_path / "out" / "evolved-rated"), split="train")
+    saved = datasets.load_dataset(str(tmp_path / "out" / "evolved-rated"), split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert saved.num_rows == 2 and "model_name" in saved.column_names
 
 
