@@ -255,21 +255,23 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_plan() -> Any:
+def demo_plan(max_tokens: int | None = None) -> Any:
     """The README's demo: ``evol_instruct(n=3) >> ultrafeedback()``, with short answers
-    (:data:`DEMO_MAX_TOKENS`) so that it finishes in about a minute on two cores."""
+    (:data:`DEMO_MAX_TOKENS`, or ``max_tokens`` for every step) so that it finishes in
+    about a minute on two cores."""
+    lengths = DEMO_MAX_TOKENS if max_tokens is None else dict.fromkeys(DEMO_MAX_TOKENS, max_tokens)
     from distilfn.tasks import ultrafeedback
     from distilfn.tasks.evol_instruct import evol_instruct_step, evolution_plan
     from distilfn.tasks.text_generation import text_generation
     from distilfn.tasks.ultrafeedback import ultrafeedback_judge
 
-    rewrite = evol_instruct_step(params={"max_tokens": DEMO_MAX_TOKENS["rewrite"]})
+    rewrite = evol_instruct_step(params={"max_tokens": lengths["rewrite"]})
     evolve = evolution_plan(rewrite, n=3, store_evolutions=False, include_original=False, answer=None,
                             source="instruction", evolved="evolved_instruction", name="evol_instruct")
-    answers = text_generation().with_params(max_tokens=DEMO_MAX_TOKENS["answer"])
+    answers = text_generation().with_params(max_tokens=lengths["answer"])
     plan = evolve >> ultrafeedback(generator=answers)
     judge = ultrafeedback_judge(num_generations=4)
-    return _with_judge_params(plan, judge.name, {"max_tokens": DEMO_MAX_TOKENS["judge"]})
+    return _with_judge_params(plan, judge.name, {"max_tokens": lengths["judge"]})
 
 
 def _with_judge_params(plan: Any, name: str, params: dict[str, Any]) -> Any:
@@ -298,7 +300,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from distilfn.run import RunStats
 
     _check_output(args.output)
-    plan = demo_plan()
+    plan = demo_plan(args.max_tokens)
     print(str(plan), file=sys.stderr)
     data = pl.DataFrame({"instruction": DEMO_INSTRUCTIONS[: args.rows]})
     model = model_from_option(args.model, args.model_name, rpm=args.rpm, tpm=args.tpm)
@@ -307,9 +309,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{5 * args.rows} requests; on the embedded model about a minute on two cores"
     )
     stats = RunStats()
+    params = {k: v for k, v in _params(args).items() if k != "max_tokens"}  # in the plan itself
     out = plan.run_to(
         data, args.output, model,
-        params=_params(args), cache=_cache_option(args), prices=_prices(args), max_cost=args.max_cost,
+        params=params, cache=_cache_option(args), prices=_prices(args), max_cost=args.max_cost,
         progress=False if args.quiet else "lines", summary=False, stats=stats, restart=True, warn_failures=False,
     )
     if not args.quiet:
@@ -392,12 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"distilfn {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    def model_options(p: argparse.ArgumentParser) -> None:
+    def model_options(p: argparse.ArgumentParser, max_tokens_help: str = "max tokens per answer, for steps that set none") -> None:
         g = p.add_argument_group("model")
         g.add_argument("--model", help="http(s) URL of an OpenAI-compatible server (.../v1), 'local', or a model name at OPENAI_BASE_URL "
                                        "(default: DISTILFN_MODEL, else OPENAI_BASE_URL, else the embedded model)")
         g.add_argument("--model-name", help="the model to ask for at that server (default: the first it lists)")
-        g.add_argument("--max-tokens", type=_positive(int), metavar="N", help="max tokens per answer, for steps that set none")
+        g.add_argument("--max-tokens", type=_positive(int), metavar="N", help=max_tokens_help)
         g.add_argument("--temperature", type=_non_negative_float, metavar="T", help="sampling temperature, for steps that set none")
         g.add_argument("--seed", type=int, help="sampling seed sent with every request")
         g.add_argument("--rpm", type=_positive(float), metavar="N", help="at most N requests per minute to the server")
@@ -449,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
                                parents=[common],
                                description="Evolve three instructions three times, write four answers to each and rate them, "
                                            "on the embedded model unless --model says otherwise; writes --output and prints a summary.")
-    model_options(demo)
+    model_options(demo, "max tokens per answer of every step (default: "
+                        + ", ".join(f"{n} {step}" for step, n in DEMO_MAX_TOKENS.items()) + ")")
     cost_options(demo)
     cache_options(demo)
     demo.add_argument("--rows", type=int, default=3, choices=range(1, len(DEMO_INSTRUCTIONS) + 1), metavar="N",

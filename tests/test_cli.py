@@ -173,3 +173,8 @@ def test_demo_runs_the_readme_plan_on_a_server(tmp_path, capsys):
     assert sorted({b["max_tokens"] for b in bodies}) == sorted(set(cli.DEMO_MAX_TOKENS.values()))
     assert "wrote 3 rows" in out and "12 ratings parsed" in out
     assert "15 requests" in err and "distilfn run: 3 rows in, 3 rows out, 0 failed" in err
+    with RecordingServer() as server:
+        code, _, err = run_main(capsys, "demo", "--model", server.url, "--output", str(tmp_path / "demo.parquet"), "--no-cache",
+                                "--rows", "1", "--max-tokens", "30", "-q")
+        assert code == 0, err
+        assert {b["max_tokens"] for b in server.bodies} == {30}  # --max-tokens sets every step of the demo
