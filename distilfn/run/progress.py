@@ -62,7 +62,7 @@ def _eta(stats: RunStats, total: int | None) -> str:
 def headline(stats: RunStats, total: int | None) -> str:
     """One line: rows finished, true rates, ETA, in flight, the models' counters, cost."""
     wall = max(stats.wall_time, 1e-9)
-    answered = sum(s.ok + s.parse_failed + s.request_failed for s in stats.steps.values()) - sum(s.cache_hits for s in stats.steps.values())
+    answered = stats.requests - stats.in_flight  # requests sent to models and back (cache hits excluded)
     parts = [
         f"rows {stats.rows_done}/{total if total is not None else '?'}",
         f"{stats.rows_per_second:.2f} rows/s",
