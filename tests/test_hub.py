@@ -124,6 +124,7 @@ def test_push_saves_the_folder_and_uploads_it_in_one_call(result, monkeypatch):
         assert load(folder_path).num_rows == 3
         assert DatasetCard.load(f"{folder_path}/README.md").data.size_categories == ["n<1K"]
         assert "load_dataset('me/evolved', split='train')" in (folder_path / "README.md").read_text()
+        assert not [f for f in folder_path.rglob("*") if f.is_file() and b"hf_secret" in f.read_bytes()]  # no token in the upload
         return "https://huggingface.co/datasets/me/evolved/commit/abc"
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)  # the real Hub cannot run here
