@@ -55,9 +55,30 @@ class Prices:
         return (tokens_in * pair[0] + tokens_out * pair[1]) / 1_000_000
 
 
+def _self_hosted(url: str) -> bool:
+    """Whether ``url`` is a machine of one's own (loopback, a private address, a bare host name).
+
+    >>> _self_hosted("http://127.0.0.1:8000/v1"), _self_hosted("http://gpu1:8000/v1"), _self_hosted("https://api.openai.com/v1")
+    (True, True, False)
+    """
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost" or "." not in host or host.endswith((".local", ".internal", ".lan"))
+    return address.is_private or address.is_loopback or address.is_link_local
+
+
 @functools.cache
 def _library_price(name: str, url: str) -> PerMillion | None:
-    """Dollars per million tokens from genai-prices for ``name`` served at ``url`` (None: unknown or not installed)."""
+    """Dollars per million tokens from genai-prices for ``name`` served at ``url`` (None: unknown,
+    self-hosted, or the library is not installed). A self-hosted URL is never looked up (and the
+    library, which brings pydantic, is not even imported for it)."""
+    if _self_hosted(url):
+        return None
     try:
         from genai_prices import Usage, calc_price
     except ImportError:
