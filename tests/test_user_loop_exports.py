@@ -36,7 +36,7 @@ def test_model_name_is_a_column_of_the_schema_before_any_request(out):
     assert out["model_name"].to_list() == ["fake", "fake"]
 
 
-def test_model_name_is_the_judges_and_run_to_gives_the_same_frame(tmp_path):
+def test_model_name_is_the_judges_and_run_to_agrees(tmp_path):
     def writer(chats):
         return fake(chats)
 
