@@ -18,7 +18,7 @@ from rich.console import Console
 from distilfn import fanout, task
 from distilfn.errors import AuthenticationError
 from distilfn.models.openai import openai_compatible
-from distilfn.models.openai_batch import BatchesPending, openai_batch
+from distilfn.models.batch_api import BatchesPending, openai_batch
 from distilfn.run import RunStats
 from distilfn.run.batches import list_batches
 from distilfn.run.progress import summary_table
@@ -226,3 +226,30 @@ def test_polling_goes_on_through_an_outage(tmp_path: Path):
         counted = srv.batches.stats()
     assert out["meta.draft"].struct.field("error").null_count() == 6
     assert counted["batches_created"] == 1 and counted["retrieves"] >= 4  # 3 answered 503, then the batch
+
+
+def test_the_lazy_export_is_the_function_whatever_was_imported_first():
+    """`from distilfn.models import openai_batch` once gave the module of the same name (the
+    README's block raised "'module' object is not callable")."""
+    import subprocess
+    import sys
+
+    for first in ("", "import distilfn.models.batch_api; "):
+        code = f"{first}from distilfn.models import openai_batch, OpenAIBatch; assert callable(openai_batch) and isinstance(OpenAIBatch, type)"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+
+def test_a_run_that_sets_no_concurrency_gathers_more_than_64_requests_into_one_batch(tmp_path: Path):
+    """The run's default 64 in flight once capped a batch at 64 requests: 200 rows made 4
+    batches in turn, each waiting its full completion window."""
+    plan = _step("draft", "q", "draft")
+    rows = pl.DataFrame({"q": [f"question {i}" for i in range(200)]})
+    with FakeServer() as srv:
+        out = plan.run(rows, batch_model(srv), cache=tmp_path, progress=False, quiet=True)
+        counted = srv.batches.stats()
+        capped = plan.run(rows, batch_model(srv), cache=False, max_concurrency=50, quiet=True)
+        after = srv.batches.stats()
+    assert out["meta.draft"].struct.field("error").null_count() == 200 and capped.height == 200
+    assert counted["batches_created"] == 1 and counted["lines"] == 200
+    assert after["batches_created"] - counted["batches_created"] == 4  # a run's own max_concurrency still bounds a batch

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from distilfn import task
-from distilfn.models.openai_batch import BatchesPending, openai_batch
+from distilfn.models.batch_api import BatchesPending, openai_batch
 from distilfn.run.batches import list_batches
 from distilfn.testing.fakeserver import FakeServer
 

@@ -221,7 +221,7 @@ def test_input_columns_that_collide_with_internal_ones_are_refused(column):
 def test_an_earlier_runs_metadata_passes_through_when_names_differ():
     first = echo("t", "q", "a").run(pl.DataFrame({"q": ["x"]}), model=answer_all)
     second = echo("u", "a", "b").run(first, model=answer_all)
-    assert second.columns == ["q", "a", "meta.t", "b", "meta.u"]
+    assert second.columns == ["q", "a", "model_name", "meta.t", "b", "meta.u"]  # the input's model_name wins
 
 
 # -- streaming: crash, two writers, resume -----------------------------------------------
@@ -357,11 +357,13 @@ def test_the_cli_exits_non_zero_when_rows_failed_and_says_how_to_retry(tmp_path)
 def test_the_cli_refuses_a_second_writer_with_one_line(tmp_path):
     import filelock
 
+    from distilfn.testing.fakeserver import FakeServer
+
     (tmp_path / "plan.py").write_text(PLAN)
     pl.DataFrame({"q": ["a"]}).write_ndjson(tmp_path / "in.jsonl")
-    with filelock.FileLock(str(tmp_path / ".out.jsonl.lock")):
+    with filelock.FileLock(str(tmp_path / ".out.jsonl.lock")), FakeServer() as server:  # the CLI checks the server is up first
         busy = cli("run", str(tmp_path / "plan.py"), "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl"),
-                   "--model", "http://127.0.0.1:9/v1", "--model-name", "x", "-q")
+                   "--model", server.url, "--model-name", "x", "-q")
     assert busy.returncode == 2
     assert "Traceback" not in busy.stderr
     assert "another run is writing" in busy.stderr.strip().splitlines()[-1]

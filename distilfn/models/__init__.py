@@ -32,8 +32,8 @@ __all__ = [
 _LAZY = {
     "OpenAICompatible": "distilfn.models.openai",
     "openai_compatible": "distilfn.models.openai",
-    "OpenAIBatch": "distilfn.models.openai_batch",
-    "openai_batch": "distilfn.models.openai_batch",
+    "OpenAIBatch": "distilfn.models.batch_api",
+    "openai_batch": "distilfn.models.batch_api",
     "default_model": "distilfn.models.default",
 }
 

@@ -75,6 +75,7 @@ class Session:
         self.models = bind_models(model, set(compiled.roles.values()))
         compiled.check_roles(set(self.models))
         self.stats = options.stats if options.stats is not None else RunStats()
+        self.stats.models = self.models
         self.cache: Any = None
         self._owns_cache = False
 
@@ -106,9 +107,13 @@ class Session:
                 self.cache.close()
 
     def progress(self, total: int | None) -> Progress:
-        show = progress_wanted(self.options.progress)
+        quiet = self.options.quiet
+        option = self.options.progress
+        lines = option == "lines" and not quiet
+        show = not quiet and progress_wanted(None if lines else option)
         summary = self.options.summary
-        return Progress(self.stats, total, enabled=show, summary=show if summary is None else summary)
+        return Progress(self.stats, total, enabled=show, summary=not quiet if summary is None else summary and not quiet,
+                        lines=lines)
 
 
 def _rows(frame: pl.DataFrame, reads: tuple[str, ...], offset: int, pending: np.ndarray | None) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -250,7 +255,8 @@ async def _run_to(plan: Plan, data: Any, out: Any, model: Any, options: RunOptio
         if resume.complete:
             final = resume.final
             assert final is not None
-            return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=0, already_complete=True)
+            return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=0, already_complete=True,
+                                stats=session.stats, plan=plan, input_schema=schema)
         done = resume.done
         sources = Sources(gathered_columns(compiled), schema)
         writer = _ChunkWriter(output, compiled, sources, options.chunk_rows)
@@ -279,4 +285,5 @@ async def _run_to(plan: Plan, data: Any, out: Any, model: Any, options: RunOptio
                 raise
             writer.flush()
         final = output.finalize()
-    return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=len(final.failed), requests=session.stats.requests)
+    return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=len(final.failed),
+                        requests=session.stats.requests, stats=session.stats, plan=plan, input_schema=schema)

@@ -44,7 +44,10 @@ from distilfn.models import _batch_files as files
 from distilfn.models._http_errors import is_retryable, status_error, transport_error
 from distilfn.models.openai import OpenAICompatible, StructuredOutput
 
-__all__ = ["OpenAIBatch", "openai_batch", "BatchesPending"]
+__all__ = ["OpenAIBatch", "openai_batch", "BatchesPending", "QUEUED_REQUESTS"]
+
+QUEUED_REQUESTS = 10_000
+"""The requests a batch model asks a run to keep waiting at once (see ``queued_requests``)."""
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +171,9 @@ class OpenAIBatch:
         self.base_url = self._http.base_urls[0]
         self.identity = self._http.identity  # the same answers as live requests to this model
         self.max_concurrency = max_concurrency
+        self.queued_requests = min(max_requests, QUEUED_REQUESTS)
+        """Requests this model asks the run to keep waiting at once when the run sets no
+        ``max_concurrency``: a batch gathers what is waiting, so this bounds a batch's size."""
         self.completion_window = completion_window
         self.endpoint = endpoint
         self.max_requests = max_requests
@@ -620,8 +626,9 @@ def openai_batch(
             with :class:`BatchesPending` (the CLI's ``--no-wait``): run again to collect.
         metadata: sent with each batch (shown by the provider); no secrets here.
         max_retries, timeout: retries of each API call, seconds per answer.
-        max_concurrency: as for every model; the run's ``max_concurrency`` bounds how
-            many requests can wait at once, so set the run's to the batch size you want.
+        max_concurrency: as for every model. The run keeps up to ``max_concurrency``
+            requests waiting at once, which bounds a batch's size: a run that sets none
+            keeps this model's ``queued_requests`` (10,000, or ``max_requests`` if fewer).
 
     A run needs a cache (the default) for its batches to survive the process.
 
