@@ -206,8 +206,11 @@ def test_an_unknown_option_is_named_with_a_suggestion():
 
 
 def test_run_options_have_one_default_each():
-    assert RunOptions().max_concurrency == 64
-    assert RunOptions.of(max_concurrency=None).max_concurrency == 64  # a CLI flag not given
+    from distilfn.run.options import run_concurrency
+
+    assert run_concurrency(RunOptions(), [answer_all]) == 64  # None: 64, unless a batch model asks for more
+    assert RunOptions.of(max_concurrency=None) == RunOptions()  # a CLI flag not given
+    assert run_concurrency(RunOptions.of(max_concurrency=128), [answer_all]) == 128
     assert RunOptions.of(max_error_rate=None).max_error_rate is None  # None means "never stop"
 
 
