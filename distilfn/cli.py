@@ -64,10 +64,18 @@ def _cache_option(args: argparse.Namespace) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from distilfn.run import RunStats
-    from distilfn.run.progress import summary_table
 
     plan = load_plan(args.plan, args.plan_name)
     model = model_from_option(args.model, args.model_name)
+    if args.ray is not None:
+        from distilfn.ray import run_file_to
+
+        result = run_file_to(
+            plan, args.input, args.output, model, address=args.ray or None, restart=args.restart,
+            limit=args.limit, cache=_cache_option(args), max_concurrency=args.max_concurrency,
+            actors=args.actors, warn_failures=False,
+        )
+        return _finish(args, result, None)
     stats = RunStats()
     result = plan.run_to(
         args.input, args.output, model,
@@ -75,9 +83,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=False if args.quiet else None, summary=False, stats=stats, restart=args.restart,
         chunk_rows=args.chunk_rows, warn_failures=False,
     )
+    return _finish(args, result, stats)
+
+
+def _finish(args: argparse.Namespace, result: Any, stats: Any) -> int:
+    from distilfn.run.progress import summary_table
+
     if result.already_complete:
         print(f"distilfn: {result.path} is already complete ({result.rows_out} rows); pass --restart to run it again", file=sys.stderr)
-    elif not args.quiet:
+    elif not args.quiet and stats is not None:
         from rich.console import Console
 
         Console(stderr=True).print(summary_table(stats))
@@ -185,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-failures", action="store_true", help="exit 0 even when some rows failed (they keep their errors)")
     run.add_argument("--plan-name", default="plan", help="the variable to run (default: plan)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress display or summary")
+    run.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="run on Ray Data (a cluster at ADDRESS, else RAY_ADDRESS or a local one); --output is a directory")
+    run.add_argument("--actors", type=int, help="with --ray: actors in the pool (default: 2); --max-concurrency is per actor")
     run.set_defaults(func=cmd_run)
 
     preview = commands.add_parser("preview", help="print the chats a plan would send, without calling any model",

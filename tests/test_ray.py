@@ -1,0 +1,255 @@
+"""Issue 13 part 1: a plan on Ray Data, on a local Ray cluster the tests start, against the
+fake server on 127.0.0.1. The same frame and the same server-counted requests as a local
+run; every row comes out and failures are kept; a re-run with the same cache sends only
+what failed; a killed actor or a killed driver costs at most the requests in flight."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+import cloudpickle  # noqa: E402
+import polars as pl  # noqa: E402
+from polars.testing import assert_frame_equal  # noqa: E402
+
+import distilfn.ray  # noqa: E402
+from distilfn import fanout, task  # noqa: E402
+from distilfn.errors import ResumeRefusedError  # noqa: E402
+from distilfn.models.openai import OpenAICompatible, openai_compatible  # noqa: E402
+from distilfn.output.dataset_dir import MANIFEST, read_dataset_dir  # noqa: E402
+from distilfn.testing.fakeserver import FakeServer, ReplyError, echo_reply  # noqa: E402
+
+KEY = "sk-ray-test-secret-3141592653"
+KEY_ENV = "DISTILFN_RAY_TEST_KEY"
+REGISTRY = "distilfn-test-actors"
+
+
+def _ask(row):
+    return [{"role": "user", "content": f"question {row['q']}"}]
+
+
+def _answer(text):
+    return {"a": text}
+
+
+def _rate(row):
+    return [{"role": "user", "content": f"rate: {row['a']}"}]
+
+
+def _score(text):
+    return {"score": len(text) % 7}
+
+
+generate = task(name="generate", inputs=["q"], outputs=["a"], render=_ask, parse=_answer)
+rate = task(name="rate", inputs=["a"], outputs={"score": int}, render=_rate, parse=_score)
+PLAN = generate >> fanout(rate, n=2)
+
+
+def reply(messages, index):
+    """Echo; a question with 'bad' in it is rejected (400: not retried), so its row fails."""
+    text = messages[-1]["content"]
+    if text.startswith("question") and "bad" in text:
+        raise ReplyError(400, "rejected on purpose")
+    return echo_reply(messages, index)
+
+
+def frame(rows: int, bad_every: int = 0) -> pl.DataFrame:
+    qs = [f"q{i}-bad" if bad_every and i % bad_every == 0 else f"q{i}" for i in range(rows)]
+    return pl.DataFrame({"id": list(range(rows)), "q": qs})
+
+
+def uncached(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with every ``meta.*.cached`` flag set False (a re-run reads its answers from the cache)."""
+    return df.with_columns(pl.col(c).struct.with_fields(pl.lit(False).alias("cached")) for c in df.columns if c.startswith("meta."))
+
+
+def resent(server: FakeServer) -> int:
+    """Requests the server received more than once (same content)."""
+    counts = server.stats()["requests_per_key"]
+    return sum(counts.values()) - len(counts)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray cluster for the module (2 CPUs, no dashboard). Its workers inherit an
+    environment where the test key is under KEY_ENV (and DISTILFN_API_KEY, which the CLI's
+    default model reads), OPENAI_API_KEY holds a wrong one, and this module is importable."""
+    saved = {k: os.environ.get(k) for k in (KEY_ENV, "DISTILFN_API_KEY", "OPENAI_API_KEY", "PYTHONPATH")}
+    os.environ[KEY_ENV] = os.environ["DISTILFN_API_KEY"] = KEY
+    here = Path(__file__).resolve().parent  # the workers import this module's plan and model by name
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(here), str(here.parent), *filter(None, [saved["PYTHONPATH"]])])
+    os.environ["OPENAI_API_KEY"] = "sk-wrong-key-0000"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def test_ray_run_gives_the_local_frame_schema_and_requests(cluster, tmp_path):
+    data = frame(40, bad_every=7)
+    with FakeServer(reply=reply, api_key=KEY) as server:
+        model = openai_compatible(server.url, model="fake", api_key_env=KEY_ENV, max_retries=0)
+        assert KEY.encode() not in cloudpickle.dumps(model)  # the spec travels, the key does not
+        with pytest.warns(UserWarning, match="input rows failed"):
+            local = PLAN.run(data, model, cache=tmp_path / "local")
+        local_requests = server.stats()["completions"]
+        server.reset_stats()
+
+        out = PLAN.run(ray.data.from_arrow(data.to_arrow()), model, cache=tmp_path / "ray", actors=2, batch_rows=8)
+        assert isinstance(out, ray.data.Dataset)
+        got = pl.from_arrow(_table(out))
+        assert server.stats()["completions"] == local_requests
+
+    assert got.schema == local.schema == PLAN.compile(data.schema).schema
+    assert_frame_equal(got.sort("id", maintain_order=True), local.sort("id", maintain_order=True))
+    failed = got.filter(pl.col("meta.generate").struct.field("error").is_not_null())
+    assert failed["id"].unique().sort().to_list() == list(range(0, 40, 7))
+    assert failed["a"].null_count() == failed.height
+    assert failed["meta.generate"].struct.field("error").str.contains("rejected on purpose").all()
+    logs = Path(_session_dir()) / "logs"
+    assert not any(KEY in p.read_text(errors="replace") for p in logs.rglob("*") if p.is_file() and p.stat().st_size < 5_000_000)
+
+
+def _table(ds):
+    import pyarrow as pa
+
+    return pa.concat_tables(ray.get(ds.to_arrow_refs()))
+
+
+def _session_dir() -> str:
+    from ray._private.worker import _global_node
+
+    return _global_node.get_session_dir_path()
+
+
+def test_ray_run_to_writes_a_directory_and_a_rerun_sends_only_what_failed(cluster, tmp_path):
+    data = frame(30, bad_every=5)
+    ds = ray.data.from_arrow(data.to_arrow())
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    with FakeServer(reply=reply, api_key=KEY) as server:
+        model = openai_compatible(server.url, model="fake", api_key_env=KEY_ENV, max_retries=0)
+        with pytest.warns(UserWarning, match="input rows failed"):
+            first = distilfn.ray.run_to(PLAN, ds, out, model, cache=cache, batch_rows=10)
+        assert (first.rows_in, first.rows_out, first.failed) == (30, 60, 12)  # 6 failed rows x fanout 2
+        sent = server.stats()["completions"]
+        assert sent == 30 + 24  # one request per question, one (n=2) per answered row
+        frame_one = read_dataset_dir(out)
+        assert frame_one.height == 60 and sorted(set(frame_one["id"])) == list(range(30))
+        assert frame_one.schema == PLAN.compile(data.schema).schema
+
+        with pytest.warns(UserWarning, match="input rows failed"):
+            second = distilfn.ray.run_to(PLAN, ds, out, model, cache=cache, batch_rows=10)
+        assert server.stats()["completions"] - sent == 6  # only the failed requests again
+        assert not second.already_complete and second.failed == 12
+        assert_frame_equal(uncached(read_dataset_dir(out)).sort("id", maintain_order=True), uncached(frame_one).sort("id", maintain_order=True))
+
+        clean = ray.data.from_arrow(frame(30).to_arrow())
+        with pytest.raises(ResumeRefusedError, match="input changed"):
+            distilfn.ray.run_to(PLAN, clean, out, model, cache=cache)
+        done = distilfn.ray.run_to(PLAN, clean, tmp_path / "clean", model, cache=cache)
+        again = distilfn.ray.run_to(PLAN, clean, tmp_path / "clean", model, cache=cache)
+        assert done.failed == 0 and again.already_complete and again.rows_out == 60
+
+
+class _ReportingModel(OpenAICompatible):
+    """The fake server's model, which hands the test the actor it runs in (to kill it)."""
+
+    async def agenerate(self, chats, **kwargs):
+        if not getattr(self, "_reported", False):
+            self._reported = True
+            ray.get_actor(REGISTRY).add.remote(ray.get_runtime_context().current_actor)
+        return await super().agenerate(chats, **kwargs)
+
+
+@ray.remote(num_cpus=0)
+class _Registry:
+    def __init__(self):
+        self.actors = []
+
+    def add(self, handle):
+        self.actors.append(handle)
+
+    def first(self):
+        return self.actors[0] if self.actors else None
+
+
+def test_a_killed_actor_loses_no_row_and_resends_at_most_its_requests_in_flight(cluster, tmp_path):
+    rows, per_actor = 160, 4
+    data = pl.DataFrame({"id": list(range(rows)), "q": [f"q{i}" for i in range(rows)]})
+    registry = _Registry.options(name=REGISTRY).remote()
+    single = generate  # one request per row: the server's counts say what was re-sent
+    try:
+        with FakeServer(latency=0.15, api_key=KEY) as server:
+            model = _ReportingModel(server.url, model="fake", api_key_env=KEY_ENV)
+            done: list = []
+            runner = threading.Thread(target=lambda: done.append(distilfn.ray.run_to(
+                single, ray.data.from_arrow(data.to_arrow()), tmp_path / "out", model,
+                cache=tmp_path / "cache", actors=2, max_concurrency=per_actor, batch_rows=20,
+            )))
+            runner.start()
+            victim = None
+            while runner.is_alive() and (victim is None or server.stats()["ok"] < 24):
+                victim = victim or ray.get(registry.first.remote())
+                time.sleep(0.05)
+            assert victim is not None and server.stats()["ok"] < rows  # killed mid-run
+            ray.kill(victim, no_restart=False)  # Ray restarts it and retries its blocks
+            runner.join(timeout=300)
+            assert done, "the run did not finish"
+            assert resent(server) <= per_actor
+            assert len(server.stats()["ok_per_key"]) == rows
+        result = read_dataset_dir(done[0])
+        assert sorted(result["id"]) == list(range(rows))
+        assert result["meta.generate"].struct.field("error").null_count() == rows
+    finally:
+        ray.kill(registry)
+
+
+PLAN_FILE = """
+from tests.test_ray import PLAN as plan
+"""
+
+
+def test_cli_ray_killed_driver_then_rerun(cluster, tmp_path):
+    rows = 120
+    data = tmp_path / "in.parquet"
+    pl.DataFrame({"id": list(range(rows)), "q": [f"q{i}" for i in range(rows)]}).write_parquet(data)
+    plan_file = tmp_path / "plan.py"
+    plan_file.write_text(PLAN_FILE)
+    out = tmp_path / "out"
+    root = Path(__file__).resolve().parent.parent
+    with FakeServer(latency=0.1, api_key=KEY) as server:
+        env = {**os.environ, "PYTHONPATH": str(root), "DISTILFN_API_KEY": KEY}
+        command = [sys.executable, "-m", "distilfn.cli", "run", str(plan_file), "--input", str(data), "--output", str(out),
+                   "--model", server.url, "--model-name", "fake", "--cache", str(tmp_path / "cache"),
+                   "--max-concurrency", "4", "--ray", cluster, "-q"]
+        driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            while driver.poll() is None and server.stats()["ok"] < 20:
+                time.sleep(0.05)
+            assert driver.poll() is None, driver.stderr.read().decode()
+            os.killpg(driver.pid, signal.SIGKILL)
+        finally:
+            driver.wait()
+        assert not out.exists()  # a directory appears only when whole
+        in_flight_bound = 2 * 4  # two actors, four requests each
+        finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert finished.returncode == 0, finished.stderr
+        assert resent(server) <= in_flight_bound
+        assert len(server.stats()["ok_per_key"]) == rows * 2  # every question and every rating, once
+    result = read_dataset_dir(out)
+    assert result.height == rows * 2 and sorted(set(result["id"])) == list(range(rows))
+    assert (out / MANIFEST).is_file()
+    assert KEY not in (out / MANIFEST).read_text()
