@@ -254,7 +254,7 @@ def run_to(plan: Plan, ds: ray.data.Dataset, out: str | os.PathLike[str], model:
         final = directory.open()
         if final is not None:
             return RunResult.of(path, rows_in=rows, rows_out=final.rows, failed=final.failed, already_complete=True)
-        _mapped(plan, ds, schema, model, spread, worker).write_parquet(str(directory.parts))
+        _mapped(plan, ds, schema, model, spread, worker).write_parquet(str(directory.parts), ray_remote_args={"num_cpus": spread.num_cpus})
         failed = failed_rows(directory.parts, compiled)
         final = directory.finalize(failed=failed)
     if RunOptions.of(**{k: v for k, v in options.items() if k not in _RAY_FIELDS}).warn_failures:

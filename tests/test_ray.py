@@ -54,10 +54,14 @@ rate = task(name="rate", inputs=["a"], outputs={"score": int}, render=_rate, par
 PLAN = generate >> fanout(rate, n=2)
 
 
+REJECTING = [True]
+"""While true, the fake server rejects the questions with 'bad' in them (the server runs in this process)."""
+
+
 def reply(messages, index):
     """Echo; a question with 'bad' in it is rejected (400: not retried), so its row fails."""
     text = messages[-1]["content"]
-    if text.startswith("question") and "bad" in text:
+    if REJECTING[0] and text.startswith("question") and "bad" in text:
         raise ReplyError(400, "rejected on purpose")
     return echo_reply(messages, index)
 
@@ -144,24 +148,31 @@ def test_ray_run_to_writes_a_directory_and_a_rerun_sends_only_what_failed(cluste
         with pytest.warns(UserWarning, match="input rows failed"):
             first = distilfn.ray.run_to(PLAN, ds, out, model, cache=cache, batch_rows=10)
         assert (first.rows_in, first.rows_out, first.failed) == (30, 60, 12)  # 6 failed rows x fanout 2
-        sent = server.stats()["completions"]
-        assert sent == 30 + 24  # one request per question, one (n=2) per answered row
+        assert server.stats()["completions"] == 30 + 24  # one request per question, one (n=2) per answered row
         frame_one = read_dataset_dir(out)
         assert frame_one.height == 60 and sorted(set(frame_one["id"])) == list(range(30))
         assert frame_one.schema == PLAN.compile(data.schema).schema
+        failed_ids = frame_one.filter(pl.col("a").is_null())["id"].unique().sort().to_list()
+        assert failed_ids == [0, 5, 10, 15, 20, 25]
 
-        with pytest.warns(UserWarning, match="input rows failed"):
+        REJECTING[0] = False  # the server now answers them
+        try:
+            server.reset_stats()
             second = distilfn.ray.run_to(PLAN, ds, out, model, cache=cache, batch_rows=10)
-        assert server.stats()["completions"] - sent == 6  # only the failed requests again
-        assert not second.already_complete and second.failed == 12
-        assert_frame_equal(uncached(read_dataset_dir(out)).sort("id", maintain_order=True), uncached(frame_one).sort("id", maintain_order=True))
+            assert server.stats()["completions"] == 6 + 6  # the failed questions, then their ratings: nothing else
+            assert (second.failed, second.rows_out, second.already_complete) == (0, 60, False)
+            redone = read_dataset_dir(out)
+            kept = ~pl.col("id").is_in(failed_ids)
+            assert_frame_equal(uncached(redone.filter(kept)).sort("id", maintain_order=True),
+                               uncached(frame_one.filter(kept)).sort("id", maintain_order=True))
+            assert redone.filter(~kept)["a"].null_count() == 0
 
-        clean = ray.data.from_arrow(frame(30).to_arrow())
-        with pytest.raises(ResumeRefusedError, match="input changed"):
-            distilfn.ray.run_to(PLAN, clean, out, model, cache=cache)
-        done = distilfn.ray.run_to(PLAN, clean, tmp_path / "clean", model, cache=cache)
-        again = distilfn.ray.run_to(PLAN, clean, tmp_path / "clean", model, cache=cache)
-        assert done.failed == 0 and again.already_complete and again.rows_out == 60
+            third = distilfn.ray.run_to(PLAN, ds, out, model, cache=cache)
+            assert third.already_complete and third.rows_out == 60 and server.stats()["completions"] == 12
+            with pytest.raises(ResumeRefusedError, match="input changed"):
+                distilfn.ray.run_to(PLAN, ray.data.from_arrow(frame(31).to_arrow()), out, model, cache=cache)
+        finally:
+            REJECTING[0] = True
 
 
 class _ReportingModel(OpenAICompatible):
@@ -222,7 +233,7 @@ from tests.test_ray import PLAN as plan
 """
 
 
-def test_cli_ray_killed_driver_then_rerun(cluster, tmp_path):
+def test_cli_ray_driver_killed_then_the_same_run_finishes_with_at_most_the_requests_in_flight_resent(cluster, tmp_path):
     rows = 120
     data = tmp_path / "in.parquet"
     pl.DataFrame({"id": list(range(rows)), "q": [f"q{i}" for i in range(rows)]}).write_parquet(data)
@@ -245,8 +256,9 @@ def test_cli_ray_killed_driver_then_rerun(cluster, tmp_path):
             driver.wait()
         assert not out.exists()  # a directory appears only when whole
         in_flight_bound = 2 * 4  # two actors, four requests each
-        finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-        assert finished.returncode == 0, finished.stderr
+        model = openai_compatible(server.url, model="fake", api_key_env="DISTILFN_API_KEY")  # what --model URL makes
+        again = distilfn.ray.run_file_to(PLAN, data, out, model, cache=tmp_path / "cache", max_concurrency=4)
+        assert again.rows_out == rows * 2 and again.failed == 0
         assert resent(server) <= in_flight_bound
         assert len(server.stats()["ok_per_key"]) == rows * 2  # every question and every rating, once
     result = read_dataset_dir(out)
