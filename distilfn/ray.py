@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -254,12 +255,33 @@ def run_to(plan: Plan, ds: ray.data.Dataset, out: str | os.PathLike[str], model:
         final = directory.open()
         if final is not None:
             return RunResult.of(path, rows_in=rows, rows_out=final.rows, failed=final.failed, already_complete=True)
-        _mapped(plan, ds, schema, model, spread, worker).write_parquet(str(directory.parts), ray_remote_args={"num_cpus": spread.num_cpus})
+        try:
+            _mapped(plan, ds, schema, model, spread, worker).write_parquet(str(directory.parts), ray_remote_args={"num_cpus": spread.num_cpus})
+        except ray.exceptions.RayError as exc:
+            raise _unwrapped(exc) from None
         failed = failed_rows(directory.parts, compiled)
         final = directory.finalize(failed=failed)
     if RunOptions.of(**{k: v for k, v in options.items() if k not in _RAY_FIELDS}).warn_failures:
         warn_failed(failed, rows, again=_AGAIN)
     return RunResult.of(path, rows_in=rows, rows_out=final.rows, failed=failed)
+
+
+_RAISED = re.compile(r"^distilfn\.errors\.(\w+): (.*)$", re.MULTILINE)
+
+
+def _unwrapped(exc: BaseException) -> BaseException:
+    """The distilfn error (authentication, error rate) an actor stopped with, as raised
+    there; Ray Data wraps it in a ``UserCodeException`` that keeps it only as text."""
+    import distilfn.errors
+
+    found = _RAISED.findall(str(exc))
+    if found:
+        name, message = found[-1]
+        kind = getattr(distilfn.errors, name, None)
+        if isinstance(kind, type) and issubclass(kind, distilfn.errors.DistilfnError):
+            with contextlib.suppress(Exception):
+                return kind(message)
+    return exc
 
 
 def _has_error(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:

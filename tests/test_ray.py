@@ -5,6 +5,7 @@ what failed; a killed actor or a killed driver costs at most the requests in fli
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("CI") and importlib.util.find_spec("ray") is None:
+    pytest.fail("CI installs the ray extra (the README's test command): ray is missing", pytrace=False)
 ray = pytest.importorskip("ray")
 
 import cloudpickle  # noqa: E402
@@ -173,6 +176,16 @@ def test_ray_run_to_writes_a_directory_and_a_rerun_sends_only_what_failed(cluste
                 distilfn.ray.run_to(PLAN, ray.data.from_arrow(frame(31).to_arrow()), out, model, cache=cache)
         finally:
             REJECTING[0] = True
+
+
+def test_a_wrong_key_stops_the_ray_run_with_the_authentication_error(cluster, tmp_path):
+    from distilfn.errors import AuthenticationError
+
+    with FakeServer(api_key=KEY) as server:
+        model = openai_compatible(server.url, model="fake", max_retries=0)  # workers read OPENAI_API_KEY: the wrong one
+        with pytest.raises(AuthenticationError, match="401") as raised:
+            distilfn.ray.run_to(generate, ray.data.from_arrow(frame(4).to_arrow()), tmp_path / "out", model, cache=False)
+    assert "sk-wrong-key-0000" not in str(raised.value) and not (tmp_path / "out").exists()
 
 
 class _ReportingModel(OpenAICompatible):
