@@ -252,21 +252,20 @@ from tests.test_ray import PLAN as plan
 
 
 def test_cli_ray_driver_killed_then_the_same_run_finishes_with_at_most_the_requests_in_flight_resent(cluster, tmp_path):
-    rows = 120
+    rows = 60
     data = tmp_path / "in.parquet"
     pl.DataFrame({"id": list(range(rows)), "q": [f"q{i}" for i in range(rows)]}).write_parquet(data)
     plan_file = tmp_path / "plan.py"
     plan_file.write_text(PLAN_FILE)
     out = tmp_path / "out"
-    root = Path(__file__).resolve().parent.parent
     with FakeServer(latency=0.1, api_key=KEY) as server:
-        env = {**os.environ, "PYTHONPATH": str(root), "DISTILFN_API_KEY": KEY}
+        env = {**os.environ, "DISTILFN_API_KEY": KEY}  # PYTHONPATH: the fixture's (this module and the repo)
         command = [sys.executable, "-m", "distilfn.cli", "run", str(plan_file), "--input", str(data), "--output", str(out),
                    "--model", server.url, "--model-name", "fake", "--cache", str(tmp_path / "cache"),
                    "--max-concurrency", "4", "--ray", cluster, "-q"]
         driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         try:
-            while driver.poll() is None and server.stats()["ok"] < 20:
+            while driver.poll() is None and server.stats()["ok"] < 12:
                 time.sleep(0.05)
             assert driver.poll() is None, driver.stderr.read().decode()
             os.killpg(driver.pid, signal.SIGKILL)
@@ -285,7 +284,7 @@ def test_cli_ray_driver_killed_then_the_same_run_finishes_with_at_most_the_reque
     assert KEY not in (out / MANIFEST).read_text()
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=plans.frames().filter(lambda f: f.height > 0), specs=plans.plan_specs())
 def test_ray_gives_the_local_frame_for_random_plans_and_frames(cluster, data, specs):
     """Random plans (fanout, explode, group, evolve, filter, map, rename) over random
