@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from distilfn.ray import run_file_to
 
         result = run_file_to(
-            plan, args.input, args.output, model, address=args.ray or None, restart=args.restart,
+            plan, args.input, args.output, model, address=args.ray or None, quiet=args.quiet, restart=args.restart,
             limit=args.limit, cache=_cache_option(args), max_concurrency=args.max_concurrency,
             actors=args.actors, warn_failures=False,
         )
@@ -99,12 +99,17 @@ def _finish(args: argparse.Namespace, result: Any, stats: Any) -> int:
     if result.failed:
         again = " ".join(["distilfn", *(_quote(a) for a in sys.argv[1:] if a != "--restart")]) if sys.argv[1:] else "the same command"
         print(
-            f"distilfn: {result.failed} of {result.rows_in} input rows failed (their errors are in the meta.<step> columns); "
+            f"distilfn: {result.failed} of {_counted(args, result)} failed (their errors are in the meta.<step> columns); "
             f"run the same command again to retry them: {again}",
             file=sys.stderr,
         )
         return 0 if args.allow_failures else 1
     return 0
+
+
+def _counted(args: argparse.Namespace, result: Any) -> str:
+    """What ``result.failed`` counts: input rows locally, output rows on Ray (no input row ids travel)."""
+    return f"{result.rows_out} output rows" if args.ray is not None else f"{result.rows_in} input rows"
 
 
 def _quote(arg: str) -> str:

@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ from distilfn.output.manifest import Header, decode_schema, encode_schema
 from distilfn.plan import Plan
 from distilfn.run.interpreter import Interpreter
 from distilfn.run.options import RunOptions
-from distilfn.run.result import RunResult, warn_failed
+from distilfn.run.result import RowsFailedWarning, RunResult
 from distilfn.run.runner import run_frame
 from distilfn.run.stats import RunStats
 
@@ -261,8 +262,12 @@ def run_to(plan: Plan, ds: ray.data.Dataset, out: str | os.PathLike[str], model:
             raise _unwrapped(exc) from None
         failed = failed_rows(directory.parts, compiled)
         final = directory.finalize(failed=failed)
-    if RunOptions.of(**{k: v for k, v in options.items() if k not in _RAY_FIELDS}).warn_failures:
-        warn_failed(failed, rows, again=_AGAIN)
+    if failed and RunOptions.of(**{k: v for k, v in options.items() if k not in _RAY_FIELDS}).warn_failures:
+        warnings.warn(
+            f"{failed} of {final.rows} output rows failed; the errors are in the meta.<step> columns' 'error' field. {_AGAIN}",
+            RowsFailedWarning,
+            stacklevel=2,
+        )
     return RunResult.of(path, rows_in=rows, rows_out=final.rows, failed=failed)
 
 
@@ -348,9 +353,15 @@ def read_input(path: str | os.PathLike[str]) -> ray.data.Dataset:
 
 
 def run_file_to(plan: Plan, data: str | os.PathLike[str], out: str | os.PathLike[str], model: Any = None, *,
-                address: str | None = None, **options: Any) -> RunResult:
+                address: str | None = None, quiet: bool = False, **options: Any) -> RunResult:
     """``distilfn run --ray``: connect to the cluster at ``address`` (None: ``RAY_ADDRESS``
-    or a new local one), read ``data`` there and :func:`run_to` ``out``."""
+    or a new local one), read ``data`` there and :func:`run_to` ``out``; ``quiet``
+    silences Ray Data's progress and INFO logs."""
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
+    if quiet:
+        import logging
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     return run_to(plan, read_input(data), out, model, **options)

@@ -153,7 +153,7 @@ def test_ray_run_to_writes_a_directory_and_a_rerun_sends_only_what_failed(cluste
     out, cache = tmp_path / "out", tmp_path / "cache"
     with FakeServer(reply=reply, api_key=KEY) as server:
         model = openai_compatible(server.url, model="fake", api_key_env=KEY_ENV, max_retries=0)
-        with pytest.warns(UserWarning, match="input rows failed"):
+        with pytest.warns(RowsFailedWarning, match="12 of 60 output rows failed"):
             first = distilfn.ray.run_to(PLAN, ds, out, model, cache=cache, batch_rows=10)
         assert (first.rows_in, first.rows_out, first.failed) == (30, 60, 12)  # 6 failed rows x fanout 2
         assert server.stats()["completions"] == 30 + 24  # one request per question, one (n=2) per answered row
