@@ -89,7 +89,8 @@ def _remote(url: str, name: str | None, source: str, *, rpm: float | None = None
     from distilfn.models.openai import openai_compatible
 
     shown = _redact(url)
-    key = api_key if api_key is not None else os.environ.get("DISTILFN_API_KEY") or os.environ.get("OPENAI_API_KEY") or ""
+    key_env = "DISTILFN_API_KEY" if api_key is None and os.environ.get("DISTILFN_API_KEY") else "OPENAI_API_KEY"
+    key = api_key if api_key is not None else os.environ.get(key_env) or ""
     try:
         ids = served_models(url, api_key=key or None, timeout=10.0)
     except TransportError:
@@ -107,7 +108,8 @@ def _remote(url: str, name: str | None, source: str, *, rpm: float | None = None
         if not ids:
             raise CliError(f"{shown} (from {source}) serves no model; give --model-name NAME")
         name = ids[0]
-    model = openai_compatible(url, model=name, api_key=key, requests_per_minute=rpm, tokens_per_minute=tpm)
+    model = openai_compatible(url, model=name, api_key=key, api_key_env=key_env,  # a pickled copy (a Ray worker) reads key_env
+                              requests_per_minute=rpm, tokens_per_minute=tpm)
     _notice(f"distilfn: using model {name!r} at {shown} (from {source})")
     return model
 
@@ -203,11 +205,21 @@ def _print_summary(stats: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _check_input(args.input)
-    _check_output(args.output)
+    if args.ray is None:
+        _check_output(args.output)
     plan = load_plan(args.plan, args.plan_name)
     if args.batch or args.no_wait:
         return _run_batched(args, plan)
     model = model_from_option(args.model, args.model_name, rpm=args.rpm, tpm=args.tpm)
+    if args.ray is not None:
+        from distilfn.ray import run_file_to
+
+        result = run_file_to(
+            plan, args.input, args.output, model, address=args.ray or None, quiet=args.quiet, restart=args.restart,
+            limit=args.limit, cache=_cache_option(args), max_concurrency=args.max_concurrency,
+            actors=args.actors, warn_failures=False,
+        )
+        return _finish(args, result, None)
     return _run_to(args, plan, model)
 
 
@@ -223,19 +235,29 @@ def _run_to(args: argparse.Namespace, plan: Any, model: Any) -> int:
         progress=False if args.quiet else "lines", summary=False, stats=stats, restart=args.restart,
         chunk_rows=args.chunk_rows, warn_failures=False,
     )
+    return _finish(args, result, stats)
+
+
+def _finish(args: argparse.Namespace, result: Any, stats: Any) -> int:
+    """What every run prints at the end, and its exit status."""
     if result.already_complete:
         _notice(f"distilfn: {result.path} is already complete ({result.rows_out} rows); pass --restart to run it again")
-    elif not args.quiet:
+    elif not args.quiet and stats is not None:
         _print_summary(stats)
     print(result.path)
     if result.failed:
         again = " ".join(["distilfn", *(_quote(a) for a in sys.argv[1:] if a != "--restart")]) if sys.argv[1:] else "the same command"
         _notice(
-            f"distilfn: {result.failed} of {result.rows_in} input rows failed (their errors are in the meta.<step> columns); "
+            f"distilfn: {result.failed} of {_counted(args, result)} failed (their errors are in the meta.<step> columns); "
             f"run the same command again to retry them: {again}"
         )
         return 0 if args.allow_failures else 1
     return 0
+
+
+def _counted(args: argparse.Namespace, result: Any) -> str:
+    """What ``result.failed`` counts: input rows locally, output rows on Ray (no input row ids travel)."""
+    return f"{result.rows_out} output rows" if args.ray is not None else f"{result.rows_in} input rows"
 
 
 def _run_batched(args: argparse.Namespace, plan: Any) -> int:
@@ -479,7 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--restart", action="store_true", help="ignore what an earlier run of --output finished and start over")
     g.add_argument("--allow-failures", action="store_true", help="exit 0 even when some rows failed (they keep their errors)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress display or summary")
-    g.add_argument("--batch", action="store_true", help="send the requests through the OpenAI Batch API at --model (about half the price, within a day); --max-concurrency (default 10000) bounds a batch")
+    g.add_argument("--batch", action="store_true", help="send the requests through the OpenAI Batch API at --model (about half the price, within a day); up to 10,000 requests per batch unless --max-concurrency says")
+    g.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run on Ray Data (a cluster at ADDRESS, else RAY_ADDRESS or a local one); --output is a directory")
+    g.add_argument("--actors", type=_positive(int), metavar="N", help="with --ray: actors in the pool (default: 2); --max-concurrency is per actor")
     g.add_argument("--no-wait", action="store_true", help="with --batch: submit what is ready and exit (75 while batches are pending); run again to collect")
     run.set_defaults(func=cmd_run)
 

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 NEEDS_TEST_EXTRA = [b for b in BLOCKS if "check_parser" in b]
-MAIN_JOB = [b for b in BLOCKS if b not in NEEDS_TEST_EXTRA]
+NEEDS_RAY = [b for b in BLOCKS if "import ray" in b]  # run on the Ray tests' cluster (tests/test_ray.py)
+MAIN_JOB = [b for b in BLOCKS if b not in NEEDS_TEST_EXTRA and b not in NEEDS_RAY]
 
 CHILD = """
 import json, sys, traceback
@@ -78,7 +79,7 @@ def test_the_check_parser_block_runs_with_the_test_extra():
         test()
 
 
-@pytest.mark.parametrize("command", ["pip install -q -e '.[local]'", "pip install -q -e '.[local,test,hf,cost]'"])
+@pytest.mark.parametrize("command", ["pip install -q -e '.[local]'", "pip install -q -e '.[local,test,hf,cost,ray]'"])
 def test_the_two_commands_are_the_ones_ci_and_just_use(command):
     assert command in README
     assert command.replace("pip install -q -e ", "") in (ROOT / "justfile").read_text()

@@ -57,8 +57,8 @@ def default_model(*, environ: Mapping[str, str] | None = None, stream: TextIO | 
         if choice.lower() == "local":
             return _local(stream)
         if choice.lower().startswith(("http://", "https://")):
-            key = env.get("DISTILFN_API_KEY") or env.get("OPENAI_API_KEY") or ""
-            return _remote(choice, name, key, "DISTILFN_MODEL", stream)
+            key_env = "DISTILFN_API_KEY" if env.get("DISTILFN_API_KEY") else "OPENAI_API_KEY"
+            return _remote(choice, name, env.get(key_env) or "", "DISTILFN_MODEL", stream, key_env=key_env)
         msg = f"DISTILFN_MODEL must be 'local' or the http(s) URL of an OpenAI-compatible server; got {choice!r}"
         raise ValueError(msg)
     base_url = (env.get("OPENAI_BASE_URL") or "").strip()
@@ -119,9 +119,11 @@ def _local(stream: TextIO | None) -> LocalModel:
     return model
 
 
-def _remote(url: str, name: str | None, api_key: str, source: str, stream: TextIO | None) -> Any:
+def _remote(url: str, name: str | None, api_key: str, source: str, stream: TextIO | None,
+            *, key_env: str = "OPENAI_API_KEY") -> Any:
     """An OpenAI-compatible model; ``api_key`` "" sends none (and stops the backend from
-    falling back to ``os.environ``, which may differ from the ``environ`` given)."""
+    falling back to ``os.environ``, which may differ from the ``environ`` given); a pickled
+    copy reads its key from ``key_env``."""
     from distilfn.models.openai import openai_compatible
 
     if name is None:
@@ -130,7 +132,7 @@ def _remote(url: str, name: str | None, api_key: str, source: str, stream: TextI
             msg = f"{_redact(url)} (from {source}) serves no model; set DISTILFN_MODEL_NAME"
             raise ModelError(msg)
         name = ids[0]
-    model = openai_compatible(url, model=name, api_key=api_key)
+    model = openai_compatible(url, model=name, api_key=api_key, api_key_env=key_env)
     _notice(f"distilfn: using model {name!r} at {_redact(url)} (from {source})", stream)
     return model
 

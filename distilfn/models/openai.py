@@ -168,6 +168,7 @@ class OpenAICompatible:
         *,
         model: str,
         api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
         headers: Mapping[str, str] | None = None,
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
@@ -201,7 +202,11 @@ class OpenAICompatible:
         if max_retries < 0:
             msg = f"`max_retries` must be >= 0, got {max_retries!r}"
             raise ValueError(msg)
+        if not isinstance(api_key_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+            msg = f"`api_key_env` must name an environment variable such as 'OPENAI_API_KEY', got {api_key_env!r}"
+            raise ValueError(msg)
         self.name = model
+        self.api_key_env = api_key_env
         self.base_urls = tuple(u.rstrip("/") for u in urls)
         self.supports_n = supports_n
         self.max_concurrency = max_concurrency
@@ -216,7 +221,7 @@ class OpenAICompatible:
         if self.extra_body:
             digest = hashlib.blake2b(json.dumps(self.extra_body, sort_keys=True, default=repr).encode(), digest_size=8)
             self.identity += f"#extra_body={digest.hexdigest()}"
-        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        key = api_key if api_key is not None else os.environ.get(api_key_env)
         all_headers = {"content-type": "application/json", **dict(headers or {})}
         if key:
             all_headers = {k: v for k, v in all_headers.items() if k.lower() != "authorization"}
@@ -235,7 +240,7 @@ class OpenAICompatible:
 
     def __getstate__(self) -> dict[str, Any]:
         """The spec travels (to a worker process), not its sessions nor its credentials:
-        the copy reads its API key from ``OPENAI_API_KEY`` where it lands."""
+        the copy reads its API key from ``$<api_key_env>`` where it lands."""
         state = dict(self.__dict__)
         state["_state"] = None
         state["_auth_error"] = None
@@ -245,7 +250,7 @@ class OpenAICompatible:
     def __setstate__(self, state: dict[str, Any]) -> None:
         headers = state.pop("_secrets")
         self.__dict__.update(state)
-        key = os.environ.get("OPENAI_API_KEY")
+        key = os.environ.get(state.get("api_key_env", "OPENAI_API_KEY"))
         self._secrets = _Secrets({**headers, "authorization": f"Bearer {key}"} if key else headers)
 
     # -- the model protocol ------------------------------------------------------------
@@ -467,6 +472,7 @@ def openai_compatible(
     *,
     model: str,
     api_key: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
     headers: Mapping[str, str] | None = None,
     timeout: float = 60.0,
     connect_timeout: float = 10.0,
@@ -486,8 +492,12 @@ def openai_compatible(
         base_url: one base URL, or several serving the same model; each request goes to
             the healthy one with the fewest requests in flight.
         model: the served model's name (sent as ``model``).
-        api_key: sent as ``Authorization: Bearer``; defaults to ``$OPENAI_API_KEY``;
-            none is sent when both are unset. Never shown in reprs, errors or logs.
+        api_key: sent as ``Authorization: Bearer``; defaults to ``$OPENAI_API_KEY``
+            (``$<api_key_env>``); none is sent when both are unset. Never shown in reprs,
+            errors or logs, and never pickled.
+        api_key_env: the environment variable the key is read from, here and in every
+            process a pickled copy lands in (a Ray worker, a subprocess): the key itself
+            never travels.
         headers: extra request headers.
         timeout, connect_timeout: seconds for a whole answer and for connecting.
         max_concurrency: None (the default): no cap of its own, so the run's
@@ -516,6 +526,7 @@ def openai_compatible(
         base_url,
         model=model,
         api_key=api_key,
+        api_key_env=api_key_env,
         headers=headers,
         timeout=timeout,
         connect_timeout=connect_timeout,

@@ -35,7 +35,7 @@ from distilfn.run.result import RunResult, warn_failed
 from distilfn.run.stats import RunStats
 from distilfn.tree import Unit
 
-__all__ = ["run_plan", "arun_plan", "run_plan_to", "arun_plan_to", "sync"]
+__all__ = ["run_plan", "arun_plan", "run_plan_to", "arun_plan_to", "run_frame", "sync"]
 
 _AGAIN = "Running the same call again re-sends only their failed requests (answers that arrived are cached)."
 
@@ -146,17 +146,25 @@ async def _run(plan: Plan, data: Any, model: Any, options: RunOptions) -> tuple[
     if options.limit is not None:
         frame = frame.head(options.limit)
     compiled = plan.compile(frame.schema)
+    async with Session(compiled, model, options) as session:
+        async with session.progress(frame.height):
+            out = await run_frame(session.interpreter, frame)
+    return out, session.stats.rows_failed, frame.height
+
+
+async def run_frame(interpreter: Interpreter, frame: pl.DataFrame) -> pl.DataFrame:
+    """Every row of ``frame`` through ``interpreter``, assembled once into the compiled schema
+    (``run`` does this for its whole input, a Ray actor for each block)."""
+    compiled = interpreter.compiled
     finished: list[list[Unit] | None] = [None] * frame.height
 
     def on_done(index: int, units: list[Unit]) -> None:
         finished[index] = units
 
-    async with Session(compiled, model, options) as session:
-        async with session.progress(frame.height):
-            await session.interpreter.run(_rows(frame, compiled.reads, 0, None), on_done)
+    await interpreter.run(_rows(frame, compiled.reads, 0, None), on_done)
     rows = [(i, units) for i, units in enumerate(finished) if units is not None]
     out, _ = assemble(compiled, rows, Sources.of(frame, gathered_columns(compiled)))
-    return out, session.stats.rows_failed, frame.height
+    return out
 
 
 class _ChunkWriter:
