@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from distilfn.run.stats import RunStats
+from distilfn.run.stats import RunStats, endpoint_line
 
 __all__ = ["Progress", "summary_table", "progress_wanted"]
 
@@ -62,6 +62,9 @@ def summary_table(stats: RunStats) -> Table:
             s.label, str(s.rows), str(s.ok), str(s.parse_failed), str(s.request_failed), str(s.skipped),
             str(s.requests), str(s.cache_hits), str(s.input_tokens), str(s.output_tokens),
         )
+    if stats.endpoints:
+        table.caption = "\n".join(endpoint_line(e) for e in stats.endpoints)
+        table.caption_justify = "left"
     return table
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["StepStats", "RunStats"]
 
@@ -34,6 +35,8 @@ class RunStats:
     """The run's counters; ``in_flight`` is the number of requests waiting on a model now.
 
     ``rows_failed`` counts the input rows with at least one error in their outputs.
+    ``endpoints`` holds, at the end of the run, the ``EndpointStats`` of each HTTP model
+    endpoint (requests, retries, 429s, timeouts, the concurrency reached).
     """
 
     steps: dict[str, StepStats] = field(default_factory=dict)
@@ -45,6 +48,7 @@ class RunStats:
     max_in_flight: int = 0
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
+    endpoints: list[Any] = field(default_factory=list)
 
     def step(self, label: str) -> StepStats:
         """The counters of step ``label`` (created on first use)."""
@@ -81,4 +85,15 @@ class RunStats:
             f"rows in {self.rows_in}, rows out {self.rows_out}, rows failed {self.rows_failed}, requests {self.requests}, "
             f"wall time {self.wall_time:.2f}s, max in flight {self.max_in_flight}"
         )
+        lines += [endpoint_line(e) for e in self.endpoints]
         return "\n".join(lines)
+
+
+def endpoint_line(e: Any) -> str:
+    """One line of the summary for an endpoint's ``EndpointStats``."""
+    slots = f", server slots {e.slots}" if e.slots is not None else ""
+    return (
+        f"endpoint {e.endpoint}: requests {e.requests}, retries {e.retries}, 429s {e.throttled}, "
+        f"timeouts {e.timeouts}, other errors {e.errors}, max in flight {e.max_in_flight} "
+        f"(limit {e.limit}, cut {e.limit_cuts}x{slots})"
+    )

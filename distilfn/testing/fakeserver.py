@@ -84,11 +84,13 @@ class ReplyError(Exception):
     400
     """
 
-    def __init__(self, status: int, message: str, *, retry_after: float | None = None):
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.retry_after = retry_after
+        self.headers = dict(headers or {})
 
 
 class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,6 +118,10 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
         endless: a chat completion's answer declares a huge body and drips it for ever.
         slots: completions served at once; the others wait in a queue (their latency
             starts when a slot frees), and ``/props`` reports ``total_slots``.
+        capacity: a completion that arrives while this many are in flight is answered
+            429 at once (with ``retry_after``), as a rate-limited server does.
+        echo_headers: error answers quote every request header, as some servers do when
+            they explain a refusal (clients must not pass the values on).
     """
 
     latency: float = 0.0
@@ -135,6 +141,8 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
     stall_after: int | None = None
     endless: bool = False
     slots: int | None = None
+    capacity: int | None = None
+    echo_headers: bool = False
 
     def checked(self) -> FakeSettings:
         """Return self, or raise ValueError naming the setting that is out of range."""
@@ -149,7 +157,7 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
         if self.status is not None and not 100 <= self.status <= 599:
             msg = f"`status` must be an HTTP status between 100 and 599, got {self.status!r}"
             raise ValueError(msg)
-        for name in ("max_n", "slots"):
+        for name in ("max_n", "slots", "capacity"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 msg = f"`{name}` must be at least 1, got {value!r}"
@@ -509,7 +517,7 @@ class FakeServer:
         with stats.lock:
             stats.requests += 1
             stats.paths[request.path] += 1
-            for name in request.header_names:
+            for name, _ in request.headers:
                 stats.header_names[name] += 1
         settings = self.settings
         if settings.redirect_to is not None and request.path not in ("/health", "/stats", "/config"):
@@ -561,6 +569,10 @@ class FakeServer:
             self._stats.enter()  # in flight for no time, like every request it answers
             self._stats.leave()
             conn.answer(_error(400, f"invalid chat completion request: {exc}"))
+            return
+        if settings.capacity is not None and self._stats.in_flight > settings.capacity:
+            self._stats.settle(job.key, 429)
+            conn.answer(_error(429, "over capacity", retry_after=settings.retry_after))
             return
         conn.open_job = True
         if settings.slots is not None:
@@ -651,7 +663,8 @@ class FakeServer:
         try:
             replies = [self.reply(job.messages, i) for i in range(job.n)]
         except ReplyError as exc:
-            return _error(exc.status, exc.message, retry_after=exc.retry_after)
+            status, body, extra = _error(exc.status, exc.message, retry_after=exc.retry_after)
+            return status, body, extra + list(exc.headers.items())
         choices = [_choice(i, r) for i, r in enumerate(replies)]
         texts = [r if isinstance(r, str) else str(r.get("content") or "") for r in replies]
         prompt_tokens = _tokens(sum([len(str(m.get("content", ""))) for m in job.messages]))
@@ -674,7 +687,7 @@ class _Request(msgspec.Struct):
     authorization: bytes  # the Authorization header's value, b"" when absent
     body: bytes
     keep_alive: bool  # False: close the connection after the answer
-    header_names: list[str]  # lower-cased, in the order received
+    headers: list[tuple[str, str]]  # (lower-cased name, value), in the order received
 
 
 class _Connection(asyncio.Protocol):
@@ -693,8 +706,9 @@ class _Connection(asyncio.Protocol):
         self.last = False  # read no more: close once the queue is answered
         self.paused = False  # reading paused while too many requests wait
         self.writable = True  # False while the transport's write buffer is full
-        self.header_names: list[str] = []
+        self.headers: list[tuple[str, str]] = []
         self.open_job = False  # a chat completion admitted on this connection is not fully answered
+        self.trickling = False  # its answer is being written a byte at a time (or stalled)
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -712,13 +726,22 @@ class _Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.last = True
+        if self.open_job:  # the client left before its answer was written
+            self._abandon()
+            if self.trickling:
+                self.transport.close()
+                return True
         self.resume()
         return True  # keep the transport open for the answers still due
 
+    def _abandon(self) -> None:
+        self.open_job = False
+        with self.server._stats.lock:
+            self.server._stats.abandoned += 1
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self.open_job:
-            with self.server._stats.lock:
-                self.server._stats.abandoned += 1
+            self._abandon()
         self.server._closed(self)
 
     def pause_writing(self) -> None:
@@ -730,13 +753,13 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
-        self.url, self.authorization, self.chunks, self.header_names = b"", b"", [], []
+        self.url, self.authorization, self.chunks, self.headers = b"", b"", [], []
 
     def on_url(self, url: bytes) -> None:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_names.append(name.decode("latin-1").lower())
+        self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
         if len(name) == 13 and name.lower() == b"authorization":
             self.authorization = value.strip()
 
@@ -748,7 +771,7 @@ class _Connection(asyncio.Protocol):
         method = parser.get_method().decode()
         path = self.url.decode("latin-1").split("?", 1)[0].rstrip("/")
         keep_alive = parser.should_keep_alive() and parser.get_http_version() == "1.1"  # h11 closes after 1.0
-        request = _Request(method, path, self.authorization, b"".join(self.chunks), keep_alive, self.header_names)
+        request = _Request(method, path, self.authorization, b"".join(self.chunks), keep_alive, self.headers)
         self.queue.append(request)
 
     # -- requests and answers ------------------------------------------------------------
@@ -798,6 +821,7 @@ class _Connection(asyncio.Protocol):
         data = _head(status, length, extra, close=False) + payload
         if settings.stall_after is not None:
             data = data[: settings.stall_after]
+        self.trickling = True
         task = asyncio.get_running_loop().create_task(self._trickle(data, settings))
         self.server._trickles.add(task)
         task.add_done_callback(self.server._trickles.discard)
@@ -817,7 +841,7 @@ class _Connection(asyncio.Protocol):
         if settings.stall_after is not None:
             return  # silence; the client has to give up
         if not transport.is_closing():
-            self.open_job = False
+            self.open_job = self.trickling = False
             self.current = None
             self.resume()
 
@@ -965,7 +989,10 @@ def _refusal(request: _Request, settings: FakeSettings) -> Answer | None:
             message = f"Incorrect API key provided: {given.removeprefix('Bearer ')!r}."
             return _error(401, message, kind="invalid_api_key")
     if settings.status is not None:
-        return _error(settings.status, f"forced status {settings.status}")
+        message = f"forced status {settings.status}"
+        if settings.echo_headers:
+            message += "; you sent " + ", ".join(f"{k}: {v}" for k, v in request.headers)
+        return _error(settings.status, message)
     return None
 
 
@@ -1035,6 +1062,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stall-after", type=int, default=None)
     parser.add_argument("--endless", type=_flag, default=False)
     parser.add_argument("--slots", type=int, default=None)
+    parser.add_argument("--capacity", type=int, default=None)
+    parser.add_argument("--echo-headers", type=_flag, default=False)
     parser.add_argument("--print-url", action="store_true", help="print the base URL on the first line")
     args = parser.parse_args(argv)
     server = FakeServer(
@@ -1057,6 +1086,8 @@ def main(argv: list[str] | None = None) -> None:
         stall_after=args.stall_after,
         endless=args.endless,
         slots=args.slots,
+        capacity=args.capacity,
+        echo_headers=args.echo_headers,
     )
 
     async def run() -> None:
