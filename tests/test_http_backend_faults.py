@@ -336,3 +336,20 @@ def test_without_slots_the_limit_starts_moderate_and_grows_to_the_runs():
         stats = srv.stats()
     assert out["a"].null_count() == 0
     assert stats["max_in_flight"] == 128
+
+
+def test_a_retry_sitting_out_retry_after_holds_no_run_slot():
+    """The run takes 1 request at a time; q0 is told to come back in 5 s. The others are
+    answered meanwhile: q0's retry reaches the server last, not second."""
+    arrivals: list[str] = []
+    throttle = first_throttled(5)
+
+    def reply(messages, index):
+        arrivals.append(messages[-1]["content"])
+        return throttle(messages, index)
+
+    with FakeServer(reply=reply) as srv:
+        out = echo_task().run(questions(5), model=fast(srv.url), max_concurrency=1, cache=False)
+        assert srv.stats()["statuses"] == {"200": 5, "429": 1}
+    assert out["a"].null_count() == 0
+    assert arrivals[0] == "q0" and arrivals[-1] == "q0" and sorted(arrivals[1:-1]) == ["q1", "q2", "q3", "q4"]

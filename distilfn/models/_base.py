@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
 from distilfn._types import Chat
 
-__all__ = ["EndpointStats", "Generation", "Model", "is_model"]
+__all__ = ["RUN_SLOT", "EndpointStats", "Generation", "Model", "is_model", "outside_run_slot"]
+
+RUN_SLOT: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar("distilfn_run_slot", default=None)
+"""The run-wide slot the interpreter holds while a model answers a request (None outside a run)."""
+
+
+@contextlib.asynccontextmanager
+async def outside_run_slot() -> AsyncIterator[None]:
+    """Give the run's slot back while waiting (a retry sitting out its ``Retry-After`` or
+    backoff is not a request in flight), and take it again before going on.
+
+    The slot is taken back shielded: if the wait is cancelled, the slot still comes back
+    before the interpreter releases it, so the run's count stays right.
+    """
+    slot = RUN_SLOT.get()
+    if slot is None:
+        yield
+        return
+    slot.release()
+    try:
+        yield
+    finally:
+        await asyncio.shield(slot.acquire())
 
 
 class Generation(msgspec.Struct, frozen=True, kw_only=True):

@@ -49,15 +49,16 @@ class TokenBucket:
 
 
 class AdaptiveLimit:
-    """How many requests one endpoint may have in flight, found by AIMD.
+    """How many requests one endpoint may have in flight, found by AIMD over round trips.
 
-    It starts at ``start``. While the limit is what holds requests back, each success adds
-    one (slow start, until the first overload) or ``1 / limit`` (one per round trip after
-    it), up to ``ceiling`` (none: no ceiling of its own). Each overload signal (a 429, a
-    503, a timeout) takes off half a request, never going below 1: a round trip in which
-    every request is pushed back halves the limit, while a few scattered 429s (a quota's
-    bad luck, not a full server) only dent it. Pure bookkeeping: no clock, no lock, no
-    event-loop object.
+    It starts at ``start`` and judges each round trip: a window of as many answers as the
+    limit. When more than ``tolerance`` of a window's answers were pushed back (429, 503,
+    a timeout), the limit is halved (never below 1); otherwise, if the limit was reached
+    in that window, it grows by one, up to ``ceiling`` (none: no ceiling of its own).
+    Until the first cut it grows by one per success instead (slow start), so a server
+    with room is filled in a few round trips. The tolerance keeps a quota's scattered
+    429s from cutting the limit of a server that is not full; a full server pushes back
+    much more than that. Pure bookkeeping: no clock, no lock, no event-loop object.
 
     >>> limit = AdaptiveLimit(4, ceiling=6)
     >>> for _ in range(4):
@@ -66,50 +67,70 @@ class AdaptiveLimit:
     False
     >>> for _ in range(4):
     ...     limit.release(overload=True)   # a whole round trip pushed back: halved
-    >>> limit.value, limit.room()
-    (2.0, True)
-    >>> limit.acquire(); limit.acquire(); limit.release(ok=True)  # saturated: grows by 1 / limit
-    >>> limit.value, limit.peak, limit.cuts
-    (2.5, 4, 4)
+    >>> limit.value, limit.room(), limit.cuts
+    (2, True, 1)
+    >>> for _ in range(2):
+    ...     limit.acquire()
+    >>> limit.release(ok=True); limit.release(ok=True)  # a round trip at the limit, no 429: one more
+    >>> limit.value, limit.peak
+    (3, 4)
     """
 
-    __slots__ = ("value", "ceiling", "in_flight", "peak", "cuts", "slow_start")
+    __slots__ = ("value", "ceiling", "tolerance", "in_flight", "peak", "cuts", "slow_start", "_answers", "_pushed",
+                 "_reached")
 
-    def __init__(self, start: int, *, ceiling: int | None = None):
+    def __init__(self, start: int, *, ceiling: int | None = None, tolerance: float = 0.2):
         if start < 1 or (ceiling is not None and ceiling < 1):
             msg = f"a concurrency limit must be at least 1, got start={start!r}, ceiling={ceiling!r}"
             raise ValueError(msg)
         self.ceiling = ceiling
-        self.value = float(min(start, ceiling) if ceiling is not None else start)
+        self.tolerance = tolerance
         self.in_flight = 0
         self.peak = 0  # the most requests in flight at once
-        self.cuts = 0  # overload signals taken
-        self.slow_start = True
+        self.cuts = 0  # times the limit was halved
+        self.reset(start)
 
     def room(self) -> bool:
         """Whether one more request may go now."""
-        return self.in_flight < int(self.value)
+        return self.in_flight < self.value
 
     def acquire(self) -> None:
         """Count a request in flight."""
         self.in_flight += 1
         if self.in_flight > self.peak:
             self.peak = self.in_flight
+        if self.in_flight >= self.value:
+            self._reached = True
 
     def release(self, *, ok: bool = False, overload: bool = False) -> None:
         """A request is over: it succeeded (``ok``), was pushed back (``overload``), or neither."""
-        saturated = self.in_flight >= int(self.value)
+        binding = self.in_flight >= self.value  # the limit is what holds requests back now
         self.in_flight -= 1
-        if overload:
-            self.value = max(1.0, self.value - 0.5)
+        if not (ok or overload):
+            return
+        self._answers += 1
+        self._pushed += overload
+        if self.slow_start and ok and binding:
+            self._grow()
+        if self._answers < self.value:
+            return
+        if self._pushed > self.tolerance * self._answers:  # judge the round trip
+            self.value = max(1, self.value // 2)
             self.cuts += 1
             self.slow_start = False
-        elif ok and saturated:
-            grown = self.value + (1.0 if self.slow_start else 1.0 / self.value)
-            self.value = grown if self.ceiling is None else min(grown, float(self.ceiling))
+        elif self._reached and not self.slow_start:
+            self._grow()
+        self._answers = self._pushed = 0
+        self._reached = self.in_flight >= self.value
+
+    def _grow(self) -> None:
+        if self.ceiling is None or self.value < self.ceiling:
+            self.value += 1
 
     def reset(self, start: int) -> None:
         """Forget the requests in flight (their event loop is gone) and start again from ``start``."""
         self.in_flight = 0
-        self.value = float(min(start, self.ceiling) if self.ceiling is not None else start)
+        self.value = min(start, self.ceiling) if self.ceiling is not None else start
         self.slow_start = True
+        self._answers = self._pushed = 0
+        self._reached = False

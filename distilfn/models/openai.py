@@ -43,7 +43,7 @@ import msgspec
 
 from distilfn._types import Chat
 from distilfn.errors import AuthenticationError, ModelError, RequestRejectedError, ServerError, TransportError
-from distilfn.models._base import EndpointStats, Generation
+from distilfn.models._base import EndpointStats, Generation, outside_run_slot
 from distilfn.models._http_errors import is_retryable, quota_exhausted, status_error, transport_error
 from distilfn.models._ratelimit import AdaptiveLimit, TokenBucket
 
@@ -434,6 +434,8 @@ class OpenAICompatible:
         error: ModelError | None = None
         avoid: dict[_Endpoint, float] = {}
         for attempt in range(self.max_retries + 1):
+            if avoid:
+                await self._sit_out(avoid)
             if self._requests is not None:
                 await self._requests.acquire(1)
             if self._tokens is not None:
@@ -597,6 +599,14 @@ class OpenAICompatible:
                     state.waiters.remove(waiter)
             if handed is not None:
                 return handed
+
+    async def _sit_out(self, avoid: Mapping[_Endpoint, float]) -> None:
+        """Wait, holding no slot (the run's, the model's), until this request may go back to
+        at least one endpoint: at once in a pool where another endpoint can take it."""
+        delay = min(avoid.get(e, 0.0) for e in self._endpoints) - time.monotonic()
+        if delay > 0:
+            async with outside_run_slot():
+                await asyncio.sleep(delay)
 
     def _release(self, state: _LoopState, endpoint: _Endpoint, *, ok: bool = False, overload: bool = False) -> None:
         """Give a slot back, then hand the room on to the first waiters that may use it."""

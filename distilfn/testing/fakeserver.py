@@ -118,6 +118,8 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
         endless: a chat completion's answer declares a huge body and drips it for ever.
         slots: completions served at once; the others wait in a queue (their latency
             starts when a slot frees), and ``/props`` reports ``total_slots``.
+        props: False hides the slots (no ``/props`` or ``/slots``), like a server that does
+            not say.
         capacity: a completion that arrives while this many are in flight is answered
             429 at once (with ``retry_after``), as a rate-limited server does.
         echo_headers: error answers quote every request header, as some servers do when
@@ -141,6 +143,7 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
     stall_after: int | None = None
     endless: bool = False
     slots: int | None = None
+    props: bool = True
     capacity: int | None = None
     echo_headers: bool = False
 
@@ -555,7 +558,7 @@ class FakeServer:
         if path == "/v1/models" and method == "GET":
             model = settings.served_model or "fake-model"
             return 200, json.dumps({"object": "list", "data": [{"id": model, "object": "model"}]}).encode(), []
-        if path in ("/props", "/slots") and method == "GET" and settings.slots is not None:
+        if path in ("/props", "/slots") and method == "GET" and settings.slots is not None and settings.props:
             slots = [{"id": i, "is_processing": i < self._busy} for i in range(settings.slots)]
             body = {"total_slots": settings.slots, "default_generation_settings": {}} if path == "/props" else slots
             return 200, json.dumps(body).encode(), []
@@ -1063,6 +1066,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--endless", type=_flag, default=False)
     parser.add_argument("--slots", type=int, default=None)
     parser.add_argument("--capacity", type=int, default=None)
+    parser.add_argument("--props", type=_flag, default=True)
     parser.add_argument("--echo-headers", type=_flag, default=False)
     parser.add_argument("--print-url", action="store_true", help="print the base URL on the first line")
     args = parser.parse_args(argv)
@@ -1087,6 +1091,7 @@ def main(argv: list[str] | None = None) -> None:
         endless=args.endless,
         slots=args.slots,
         capacity=args.capacity,
+        props=args.props,
         echo_headers=args.echo_headers,
     )
 
