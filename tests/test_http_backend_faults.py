@@ -353,3 +353,16 @@ def test_a_retry_sitting_out_retry_after_holds_no_run_slot():
         assert srv.stats()["statuses"] == {"200": 5, "429": 1}
     assert out["a"].null_count() == 0
     assert arrivals[0] == "q0" and arrivals[-1] == "q0" and sorted(arrivals[1:-1]) == ["q1", "q2", "q3", "q4"]
+
+
+def test_a_server_hiding_its_slots_is_not_flooded():
+    """2 slots, no /props: the limit starts at 16 and stops growing once answers come back
+    slower than twice the fastest (the server is queueing), instead of sending all 60."""
+    with FakeServer(slots=2, latency=0.2, props=False) as srv:
+        stats = RunStats()
+        out = echo_task().run(questions(60), model=openai_compatible(srv.url, model="m", api_key=""),
+                              max_concurrency=64, cache=False, stats=stats)
+        server = srv.stats()
+    assert out["a"].null_count() == 0
+    assert 16 <= server["max_in_flight"] <= 30 and server["abandoned"] == 0
+    assert stats.endpoints[0].slots is None and stats.endpoints[0].timeouts == 0

@@ -4,6 +4,7 @@ concurrency limit of one endpoint."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
@@ -58,7 +59,10 @@ class AdaptiveLimit:
     Until the first cut it grows by one per success instead (slow start), so a server
     with room is filled in a few round trips. The tolerance keeps a quota's scattered
     429s from cutting the limit of a server that is not full; a full server pushes back
-    much more than that. Pure bookkeeping: no clock, no lock, no event-loop object.
+    much more than that. It does not grow while answers come back slower than twice the
+    fastest seen (plus 50 ms): a server that queues what it cannot serve (llama.cpp with
+    all slots busy) says so by its latency long before requests time out. Pure
+    bookkeeping: no clock, no lock, no event-loop object (the caller measures latency).
 
     >>> limit = AdaptiveLimit(4, ceiling=6)
     >>> for _ in range(4):
@@ -76,8 +80,8 @@ class AdaptiveLimit:
     (3, 4)
     """
 
-    __slots__ = ("value", "ceiling", "tolerance", "in_flight", "peak", "cuts", "slow_start", "_answers", "_pushed",
-                 "_reached")
+    __slots__ = ("value", "ceiling", "tolerance", "in_flight", "peak", "cuts", "slow_start", "fastest", "_answers",
+                 "_pushed", "_reached", "_queued")
 
     def __init__(self, start: int, *, ceiling: int | None = None, tolerance: float = 0.2):
         if start < 1 or (ceiling is not None and ceiling < 1):
@@ -88,6 +92,7 @@ class AdaptiveLimit:
         self.in_flight = 0
         self.peak = 0  # the most requests in flight at once
         self.cuts = 0  # times the limit was halved
+        self.fastest = math.inf  # the shortest latency of a successful answer, in seconds
         self.reset(start)
 
     def room(self) -> bool:
@@ -102,15 +107,21 @@ class AdaptiveLimit:
         if self.in_flight >= self.value:
             self._reached = True
 
-    def release(self, *, ok: bool = False, overload: bool = False) -> None:
-        """A request is over: it succeeded (``ok``), was pushed back (``overload``), or neither."""
+    def release(self, *, ok: bool = False, overload: bool = False, latency: float | None = None) -> None:
+        """A request is over: it succeeded (``ok``, in ``latency`` seconds), was pushed back
+        (``overload``), or neither."""
         binding = self.in_flight >= self.value  # the limit is what holds requests back now
         self.in_flight -= 1
         if not (ok or overload):
             return
         self._answers += 1
         self._pushed += overload
-        if self.slow_start and ok and binding:
+        queued = False
+        if ok and latency is not None:
+            self.fastest = min(self.fastest, latency)
+            queued = latency > 2 * self.fastest + 0.05
+            self._queued = self._queued or queued
+        if self.slow_start and ok and binding and not queued:
             self._grow()
         if self._answers < self.value:
             return
@@ -118,10 +129,11 @@ class AdaptiveLimit:
             self.value = max(1, self.value // 2)
             self.cuts += 1
             self.slow_start = False
-        elif self._reached and not self.slow_start:
+        elif self._reached and not self.slow_start and not self._queued:
             self._grow()
         self._answers = self._pushed = 0
         self._reached = self.in_flight >= self.value
+        self._queued = False
 
     def _grow(self) -> None:
         if self.ceiling is None or self.value < self.ceiling:
@@ -133,4 +145,4 @@ class AdaptiveLimit:
         self.value = min(start, self.ceiling) if self.ceiling is not None else start
         self.slow_start = True
         self._answers = self._pushed = 0
-        self._reached = False
+        self._reached = self._queued = False

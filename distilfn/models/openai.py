@@ -451,10 +451,11 @@ class OpenAICompatible:
                 if attempt:
                     endpoint.counts.retries += 1
                 result: Generation | ModelError | None = None
+                sent = time.monotonic()
                 try:
                     result = await self._post(state.session, endpoint, payload)
                 finally:
-                    wait = self._settle(state, endpoint, result, attempt)
+                    wait = self._settle(state, endpoint, result, attempt, time.monotonic() - sent)
             if isinstance(result, Generation):
                 return result
             assert result is not None
@@ -608,9 +609,10 @@ class OpenAICompatible:
             async with outside_run_slot():
                 await asyncio.sleep(delay)
 
-    def _release(self, state: _LoopState, endpoint: _Endpoint, *, ok: bool = False, overload: bool = False) -> None:
+    def _release(self, state: _LoopState, endpoint: _Endpoint, *, ok: bool = False, overload: bool = False,
+                 latency: float | None = None) -> None:
         """Give a slot back, then hand the room on to the first waiters that may use it."""
-        endpoint.limit.release(ok=ok, overload=overload)
+        endpoint.limit.release(ok=ok, overload=overload, latency=latency)
         waiters = state.waiters
         if not waiters:
             return
@@ -626,7 +628,7 @@ class OpenAICompatible:
                 return
 
     def _settle(self, state: _LoopState, endpoint: _Endpoint, result: Generation | ModelError | None,
-                attempt: int) -> float:
+                attempt: int, latency: float) -> float:
         """Account for an answer (None: the request was cancelled): the endpoint's limit and
         health, its counts; the seconds this request must stay away from it."""
         if result is None:
@@ -634,7 +636,7 @@ class OpenAICompatible:
             return 0.0
         if isinstance(result, Generation):
             endpoint.failures = 0
-            self._release(state, endpoint, ok=True)
+            self._release(state, endpoint, ok=True, latency=latency)
             return 0.0
         now = time.monotonic()
         counts = endpoint.counts
