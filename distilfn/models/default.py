@@ -17,6 +17,7 @@ The choice is printed once to stderr, without any key.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -87,7 +88,7 @@ def served_models(base_url: str, *, api_key: str | None = None, timeout: float =
         if urlsplit(base_url).scheme not in ("http", "https"):
             raise ValueError(base_url)  # urllib would also open file:// and ftp:// URLs
         request = urllib.request.Request(f"{base_url.rstrip('/')}/models", headers=headers)
-        with _OPENER.open(request, timeout=timeout) as response:  # http(s) checked above
+        with _opener().open(request, timeout=timeout) as response:  # http(s) checked above
             body = response.read()
     except urllib.error.HTTPError as exc:
         status, body = exc.code, b""
@@ -127,7 +128,10 @@ class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_OPENER = urllib.request.build_opener(_SameOriginRedirects)
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    """urllib's opener with :class:`_SameOriginRedirects` (made on first use: it reads the proxy settings)."""
+    return urllib.request.build_opener(_SameOriginRedirects)
 
 
 def _local(stream: TextIO | None) -> LocalModel:
