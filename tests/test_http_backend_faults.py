@@ -366,3 +366,12 @@ def test_a_server_hiding_its_slots_is_not_flooded():
     assert out["a"].null_count() == 0
     assert 16 <= server["max_in_flight"] <= 30 and server["abandoned"] == 0
     assert stats.endpoints[0].slots is None and stats.endpoints[0].timeouts == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=8, max_size=40))
+def test_no_configured_header_value_survives_in_an_echoed_error(value):
+    with FakeServer(status=400, echo_headers=True) as srv:
+        [answer] = run_each(fast(srv.url, headers={"X-Anything": value}, api_key=""), [chat("x")])
+    assert isinstance(answer, RequestRejectedError) and "x-anything: ***" in str(answer)
+    assert value not in str(answer) and value not in repr(answer)

@@ -620,9 +620,11 @@ class FakeServer:
         """Give the free slot to the first queued completion whose client is still there."""
         while self._queued:
             conn, job = self._queued.popleft()
-            if conn.transport.is_closing():
+            if conn.transport.is_closing() or not conn.open_job:  # its client left (closed, or EOF)
                 self._stats.cancel()  # llama.cpp's "cancel task"
                 conn.open_job = False
+                if not conn.transport.is_closing():
+                    conn.transport.close()
                 continue
             self._busy += 1
             if job.settings.latency:
