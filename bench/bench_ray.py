@@ -1,4 +1,4 @@
-"""(f) Ray Data against the local interpreter, on the 50 ms latency workload.
+"""(h) Ray Data against the local interpreter, on the 50 ms latency workload.
 
 The server (``FakeServerProcess``) answers every chat completion after 50 ms. A 1-step
 plan runs over N rows with 32 requests in flight in total: locally (``plan.run``), and

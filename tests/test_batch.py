@@ -253,3 +253,19 @@ def test_a_run_that_sets_no_concurrency_gathers_more_than_64_requests_into_one_b
     assert out["meta.draft"].struct.field("error").null_count() == 200 and capped.height == 200
     assert counted["batches_created"] == 1 and counted["lines"] == 200
     assert after["batches_created"] - counted["batches_created"] == 4  # a run's own max_concurrency still bounds a batch
+
+
+def test_an_unexpected_error_in_the_backend_fails_the_rows_instead_of_hanging(tmp_path: Path, monkeypatch):
+    """After the HTTP backend renamed a helper, the poller died of an AttributeError and the
+    run waited for ever; now such an error fails the waiting rows, naming it."""
+    from distilfn.models.batch_api import OpenAIBatch
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(OpenAIBatch, "_observe", broken)
+    plan = _step("draft", "q", "draft")
+    with FakeServer() as srv, pytest.warns(UserWarning):
+        out = plan.run(ROWS, batch_model(srv), cache=tmp_path, quiet=True, max_error_rate=None)
+    errors = out["meta.draft"].struct.field("error").to_list()
+    assert len(errors) == 6 and all("the batch backend failed: RuntimeError: boom" in e for e in errors)

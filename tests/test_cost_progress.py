@@ -15,6 +15,7 @@ from rich.console import Console
 from distilfn import read_output
 from distilfn.errors import BudgetExceededError
 from distilfn.models import FunctionModel, Generation
+from distilfn.models._base import EndpointStats
 from distilfn.run import RunStats
 from distilfn.run.cost import Prices
 from distilfn.run.progress import Progress, headline, progress_wanted
@@ -117,7 +118,8 @@ def test_the_live_view_shows_finished_rows_rates_in_flight_model_counters_and_co
     step.rows, step.ok, step.requests = 3, 2, 2
     stats.rows_done, stats.in_flight = 1, 1
     stats.record(step, "m", 100, 10, 0.5)
-    stats.models = {"judge": types.SimpleNamespace(stats=types.SimpleNamespace(retries=4, timeouts=1, throttles=2))}
+    endpoint = EndpointStats(endpoint="http://127.0.0.1:1/v1", retries=4, timeouts=1, throttled=2)
+    stats.models = {"judge": types.SimpleNamespace(endpoint_stats=lambda: [endpoint])}
     line = headline(stats, 4)
     for part in ("rows 1/4", "rows/s", "req/s", "ETA ", "in flight 1", "retries 4", "timeouts 1", "throttles 2", "cost $0.5000"):
         assert part in line, line
@@ -201,3 +203,21 @@ print("RUN FINISHED")
         child.kill()
         child.wait()
         os.close(master)
+
+
+def test_the_live_views_throttles_and_retries_are_what_the_server_sent():
+    """The live view's model counters are the HTTP backend's endpoint counts: a server that
+    answers 429 to some requests shows as throttles and retries."""
+    from distilfn.models import openai_compatible
+    from distilfn.testing.fakeserver import FakeServer
+
+    plan = evol_instruct(n=1)
+    rows = pl.DataFrame({"instruction": [f"topic {i}" for i in range(30)]})
+    with FakeServer(reply=lambda messages, i: fake([messages])[0]) as server:
+        server.configure(error_rate=0.4, retry_after=0.0, seed=3)
+        stats = RunStats()
+        plan.run(rows, model=openai_compatible(server.url, model="m", backoff_base=0.01), stats=stats, cache=False, quiet=True)
+        sent = server.stats()
+    assert stats.model_counter("throttles") == sent["statuses"]["429"] > 0
+    assert stats.model_counter("retries") == sent["completions"] - 30  # every request beyond one per row
+    assert f"throttles {sent['statuses']['429']}" in headline(stats, 30)

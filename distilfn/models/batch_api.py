@@ -332,6 +332,7 @@ class OpenAIBatch:
             task = live.loop.create_task(self._submit(live, taken))
             live.submitting.add(task)
             task.add_done_callback(live.submitting.discard)
+            task.add_done_callback(lambda done: self._on_crash(live, done, taken))
 
     async def _submit(self, live: _Live, requests: list[_Request]) -> None:
         content = b"".join(r.line for r in requests)
@@ -381,6 +382,21 @@ class OpenAIBatch:
     def _follow(self, live: _Live) -> None:
         if not live.closing and (live.poller is None or live.poller.done()):
             live.poller = live.loop.create_task(self._poll_loop(live))
+            live.poller.add_done_callback(lambda done: self._on_crash(live, done, []))
+
+    def _on_crash(self, live: _Live, done: asyncio.Task[None], requests: list[_Request]) -> None:
+        """A submitting or polling task that died of an unexpected error fails the requests
+        it was responsible for (every waiting one, for the poller), so no row waits for ever."""
+        if done.cancelled() or done.exception() is None:
+            return
+        exc = done.exception()
+        error = ModelError(self._http._secrets.scrub(f"the batch backend failed: {type(exc).__name__}: {exc}"))
+        logger.error("%s", error)
+        for request in requests:
+            request.resolve(error)
+        if not requests:
+            for tracked in list(live.tracked.values()):
+                self._fail(live, tracked, error)
 
     async def _poll_loop(self, live: _Live) -> None:
         while True:

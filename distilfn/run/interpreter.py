@@ -19,7 +19,7 @@ from typing import Any
 
 from distilfn.compile import Compiled
 from distilfn.errors import BudgetExceededError, FatalModelError, RunAbortedError
-from distilfn.models._base import Generation
+from distilfn.models._base import RUN_SLOT, Generation
 from distilfn.run.answers import Answer, safe_text
 from distilfn.run.cache import RequestCache, RequestKeys
 from distilfn.run.cost import model_url, price_table
@@ -189,6 +189,7 @@ class Interpreter:
                 if run.in_flight > run.max_in_flight:
                     run.max_in_flight = run.in_flight
                 stats.requests += 1
+                slot = RUN_SLOT.set(self._slots)  # a model may give it back while it waits to retry
                 try:
                     (result,) = await model.agenerate([chat], n=n, schema=schema, **params)
                 except FatalModelError:
@@ -197,6 +198,7 @@ class Interpreter:
                     result = exc
                 finally:
                     run.in_flight -= 1
+                    RUN_SLOT.reset(slot)
         finally:
             if cap is not None:
                 cap.release()

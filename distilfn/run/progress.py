@@ -20,7 +20,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from distilfn.run.stats import RunStats, batch_line, money
+from distilfn.run.stats import RunStats, batch_line, endpoint_line, money
 
 __all__ = ["Progress", "stderr_console", "summary_table", "live_view", "progress_wanted", "in_jupyter"]
 
@@ -108,8 +108,11 @@ def summary_table(stats: RunStats) -> Table:
             f"{s.parse_failed}/{s.request_failed}/{s.skipped}", str(s.requests), str(s.cache_hits),
             str(s.input_tokens), str(s.output_tokens), "-" if s.cost is None else f"${s.cost:.4f}",
         )
+    captions = [endpoint_line(e) for e in stats.endpoints]
     if stats.batches:
-        table.caption, table.caption_justify = batch_line(stats.batches), "left"
+        captions.append(batch_line(stats.batches))
+    if captions:
+        table.caption, table.caption_justify = "\n".join(captions), "left"
     return table
 
 

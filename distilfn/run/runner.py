@@ -99,6 +99,9 @@ class Session:
         self.stats.finished = time.perf_counter()
         try:
             for m in {id(m): m for m in self.models.values()}.values():
+                endpoints = getattr(m, "endpoint_stats", None)
+                if endpoints is not None:
+                    self.stats.endpoints.extend(endpoints())
                 close = getattr(m, "aclose", None)
                 if close is not None:
                     await close()

@@ -50,6 +50,8 @@ class RunStats:
 
     ``rows_failed`` counts the input rows with at least one error in their outputs.
     ``batches`` counts what batch models did (see :func:`batch_line`).
+    ``endpoints`` holds, at the end of the run, the ``EndpointStats`` of each HTTP model
+    endpoint (requests, retries, 429s, timeouts, the concurrency reached).
     """
 
     steps: dict[str, StepStats] = field(default_factory=dict)
@@ -119,17 +121,16 @@ class RunStats:
         return self.rows_done / max(self.wall_time, 1e-9)
 
     def model_counter(self, name: str) -> int | None:
-        """The sum of the bound models' counter ``name`` (retries, timeouts, throttles), None
-        when no model keeps it. A hook: the HTTP backend's own counters show here as they come."""
+        """The sum over the bound models' endpoints of ``name`` (retries, timeouts, throttles),
+        None when no model keeps endpoint counters (see ``endpoint_stats()`` of the HTTP backend)."""
+        field_name = {"throttles": "throttled"}.get(name, name)
         values = []
         for model in {id(m): m for m in self.models.values()}.values():
-            stats = getattr(model, "stats", None)
-            value = getattr(stats, name, None) if stats is not None else getattr(model, name, None)
-            if callable(value):
-                value = None
-            if isinstance(value, int) and not isinstance(value, bool):
-                values.append(value)
+            endpoint_stats = getattr(model, "endpoint_stats", None)
+            if callable(endpoint_stats):
+                values += [getattr(e, field_name) for e in endpoint_stats()]
         return sum(values) if values else None
+    endpoints: list[Any] = field(default_factory=list)
 
     def step(self, label: str) -> StepStats:
         """The counters of step ``label`` (created on first use)."""
@@ -167,6 +168,7 @@ class RunStats:
             f"wall time {self.wall_time:.2f}s, max in flight {self.max_in_flight}, "
             f"tokens {self.input_tokens} in / {self.output_tokens} out, cost {money(self)}"
         )
+        lines += [endpoint_line(e) for e in self.endpoints]
         if self.batches:
             lines.append(batch_line(self.batches))
         return "\n".join(lines)
@@ -195,3 +197,13 @@ def money(stats: RunStats) -> str:
     if not stats.priced_requests:
         return f"unknown (no price for {names}; pass prices=)"
     return f"${stats.cost:.4f} + unknown (no price for {names}; pass prices=)"
+
+
+def endpoint_line(e: Any) -> str:
+    """One line of the summary for an endpoint's ``EndpointStats``."""
+    slots = f", server slots {e.slots}" if e.slots is not None else ""
+    return (
+        f"endpoint {e.endpoint}: requests {e.requests}, retries {e.retries}, 429s {e.throttled}, "
+        f"timeouts {e.timeouts}, other errors {e.errors}, max in flight {e.max_in_flight} "
+        f"(limit {e.limit}, cut {e.limit_cuts}x{slots})"
+    )
