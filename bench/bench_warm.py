@@ -1,6 +1,6 @@
 """(e) Warm re-run: the README's kind of plan again over 1,000 rows whose 5,000 requests are all cached.
 
-``evol_instruct_plan(num_evolutions=3) >> ultrafeedback_plan()`` (three rewrites, four answers in one n=4 request,
+``evol_instruct(n=3) >> ultrafeedback()`` (three rewrites, four answers in one n=4 request,
 one judge call: 5 requests and 8 cached answers per row) over 1,000 rows against the
 fake server, once cold to fill a fresh cache, then again: the second run sends nothing
 and reads everything from the cache. MEASURED.md: curator's cached re-run 0.10 s,
@@ -35,7 +35,7 @@ def main() -> None:
     from distilfn.testing.fakeserver import FakeServerProcess
 
     frame = pl.DataFrame({"instruction": [f"Explain topic number {i} to a child." for i in range(ROWS)]})
-    plan = evol_instruct_plan(num_evolutions=3) >> ultrafeedback_plan()
+    plan = evol_instruct(n=3) >> ultrafeedback()
     with tempfile.TemporaryDirectory() as folder, FakeServerProcess() as server:
         cache = Path(folder) / "cache"
         model = openai_compatible(server.url, model="fake", api_key="")

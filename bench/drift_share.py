@@ -19,7 +19,7 @@ from distilfn.testing import drift as D
 
 
 def _judge():
-    return T.ultrafeedback()
+    return T.ultrafeedback_task()
 
 
 def reader(family: str):
@@ -33,10 +33,10 @@ def reader(family: str):
     if family == "instructions":
         return lambda d: T.self_instruct(num_instructions=d.row["num_instructions"]).read(d.text, {"input": "x"})
     if family == "rewrite":
-        step = T.evol_instruct()
+        step = T.evol_instruct_task()
         return lambda d: step.read(d.text, {"instruction": "x"})
     if family == "rewrite response":
-        step = T.evol_quality()
+        step = T.evol_quality_task()
         return lambda d: step.read(d.text, {"instruction": "x", "response": "y"})
     if family == "scores":
         scorer = T.complexity_scorer()

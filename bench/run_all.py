@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["overhead", "latency", "memory", "warm", "local"]
+ORDER = ["overhead", "latency", "memory", "warm", "local", "faults", "small_server", "ray"]
 RATIO = re.compile(r"^RATIO (?P<name>[\w.]+)=(?P<value>\S+) target=(?P<target>\S+) (?P<status>\w+)\s*$")
 
 

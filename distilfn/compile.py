@@ -27,7 +27,10 @@ from distilfn.tree import Node, outline_nodes
 if TYPE_CHECKING:
     from distilfn.plan import Plan, Step
 
-__all__ = ["Column", "Scope", "Compiled", "compile_plan", "compile_steps", "digest_lines", "plural", "RESERVED_PREFIX", "schema_of"]
+__all__ = ["MODEL_NAME", "Column", "Scope", "Compiled", "compile_plan", "compile_steps", "digest_lines", "plural", "RESERVED_PREFIX", "schema_of"]
+
+MODEL_NAME = "model_name"
+"""The top-level column naming the model that answered the plan's last model step (as distilabel has it)."""
 
 RESERVED_PREFIX = "__distilfn"
 """Input columns may not start with this: distilfn's own bookkeeping columns do."""
@@ -42,6 +45,8 @@ class Column(msgspec.Struct, frozen=True):
     slot: str
     dtype: Any
     source: str | None = None
+    pick: str | None = None
+    """For a column shown from a model step's metadata (``model_name``): the field it shows."""
 
 
 class Compiled(msgspec.Struct, frozen=True):
@@ -345,6 +350,17 @@ class Scope:
         return tuple(self._frames[0].nodes)
 
 
+def _model_name_column(scope: Scope) -> tuple[Column, ...]:
+    """``model_name``: the model of the last model step's answer, beside ``meta.*`` (none when
+    the plan has no model step, or when a column of that name exists already: it wins)."""
+    if MODEL_NAME in scope.columns:
+        return ()
+    last = next((c for c in reversed(scope.meta.values()) if c.name[len(META_PREFIX):] in scope.roles), None)
+    if last is None:
+        return ()
+    return (Column(MODEL_NAME, last.slot, pl.String if scope.known else None, pick=MODEL_NAME),)
+
+
 def _listed(dtype: Any) -> Any:
     return None if dtype is None else pl.List(dtype)
 
@@ -389,7 +405,7 @@ def compile_plan(plan: Plan, schema: Any) -> Compiled:
         tree=tree,
         input_schema=scope.input_schema,
         reads=tuple(c for c in scope.input_schema if c in scope.reads),
-        columns=tuple(scope.columns.values()),
+        columns=(*scope.columns.values(), *_model_name_column(scope)),
         meta=tuple(scope.meta.values()),
         roles=dict(scope.roles),
         known=scope.known,

@@ -27,6 +27,7 @@ Errors never carry secrets: backends strip API keys before raising.
 from __future__ import annotations
 
 __all__ = [
+    "BudgetExceededError",
     "DistilfnError",
     "PlanError",
     "ColumnNotFoundError",
@@ -117,6 +118,10 @@ class ParseError(DistilfnError):
 
 class RunAbortedError(DistilfnError, RuntimeError):
     """The run stopped before the end (authentication failure, error-rate threshold)."""
+
+
+class BudgetExceededError(RunAbortedError):
+    """The projected cost of the requests sent passed the run's ``max_cost``."""
 
 
 class OutputError(DistilfnError):

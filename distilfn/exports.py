@@ -2,6 +2,10 @@
 
 The input is an UltraFeedback-style frame: one row per prompt with a list of
 ``generations`` and a list of ``ratings`` (ints or None when the judge gave none).
+The prompt of each pair is the column the generations answered: read from the chats the
+frame records in ``meta.*`` (``evolved_instruction`` after ``evol_instruct >>
+ultrafeedback``), else the first of ``evolved_instruction``, ``instruction`` present (a
+warning says so when both are there); ``prompt=`` chooses it yourself.
 The outputs use the column layouts TRL reads:
 
 * :func:`preference_pairs`: ``prompt``, ``chosen``, ``rejected`` (strings), or with
@@ -15,6 +19,7 @@ The outputs use the column layouts TRL reads:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +30,14 @@ import polars as pl
 from distilfn.output import write_frame
 from distilfn.seeding import rng_for
 
-__all__ = ["preference_pairs", "sft_rows", "to_hf_dataset", "write_pairs"]
+__all__ = ["preference_pairs", "sft_rows", "to_hf_dataset", "write_pairs", "answered_prompt", "PromptChoiceWarning"]
+
+PROMPT_COLUMNS = ("evolved_instruction", "instruction")
+"""The prompt columns distilfn's catalogue makes, the one answered first."""
+
+
+class PromptChoiceWarning(UserWarning):
+    """An export had to guess which column the generations answered; pass ``prompt=`` to say."""
 
 Strategy = Literal["best_vs_worst", "best_vs_random", "all_pairs"]
 Ties = Literal["drop", "keep"]
@@ -90,6 +102,60 @@ def _pairs_for(cands, strategy: Strategy, rng: np.random.Generator, *, min_margi
     return [(chosen, _pick(rng, others))]
 
 
+def _chat_text(record: Any) -> str:
+    messages = record.get("raw_input") if isinstance(record, dict) else None
+    return "\n".join(m.get("content") or "" for m in messages or () if isinstance(m, dict))
+
+
+def _recorded_prompt(df: pl.DataFrame, generations: str, candidates: list[str]) -> str | None:
+    """The candidate column whose text is in the chats that produced ``generations``,
+    read from the model metadata the frame records (a list of answers per row)."""
+    for meta in (c for c in df.columns if c.startswith("meta.")):
+        dtype = df.schema[meta]
+        if not (isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct)
+                and {"raw_input", "raw_output"} <= {f.name for f in dtype.inner.fields}):
+            continue
+        for row in df.select(generations, meta, *candidates).iter_rows(named=True):
+            gens = [g for g in _as_list(row[generations]) if isinstance(g, str) and g]
+            records = [r for r in row[meta] or () if isinstance(r, dict)]
+            if not gens or not records:
+                continue
+            answering = [r for r in records if any(g in (r.get("raw_output") or "") for g in gens)]
+            if not answering:
+                break  # this step did not write the generations
+            chat = _chat_text(answering[0])
+            for column in candidates:
+                value = row[column]
+                if isinstance(value, str) and value and value in chat:
+                    return column
+            break
+    return None
+
+
+def answered_prompt(df: pl.DataFrame, generations: str = "generations") -> str:
+    """The column the ``generations`` were written for (see the module docstring).
+
+    >>> answered_prompt(pl.DataFrame({"instruction": ["Hi"], "generations": [["a"]]}))
+    'instruction'
+    """
+    candidates = [c for c in PROMPT_COLUMNS if c in df.columns]
+    if generations in df.columns and candidates:
+        found = _recorded_prompt(df, generations, candidates)
+        if found is not None:
+            return found
+    if not candidates:
+        msg = f"the frame has none of the prompt columns {list(PROMPT_COLUMNS)}; pass prompt=... (columns are {df.columns})"
+        raise pl.exceptions.ColumnNotFoundError(msg)
+    if len(candidates) > 1:
+        warnings.warn(
+            f"the frame records no chat that says which column {generations!r} answered; using {candidates[0]!r} "
+            f"(pass prompt={candidates[1]!r} for the other)",
+            PromptChoiceWarning,
+            stacklevel=3,
+        )
+    return candidates[0]
+
+
 def _text_of(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -99,7 +165,7 @@ def _text_of(value: Any) -> str:
 def preference_pairs(
     df: pl.DataFrame,
     *,
-    prompt: str = "instruction",
+    prompt: str | None = None,
     generations: str = "generations",
     ratings: str = "ratings",
     models: str | None = None,
@@ -120,6 +186,7 @@ def preference_pairs(
     rated candidates are picked at random from ``seed`` and the prompt text, so the
     same frame and seed give the same pairs. ``models`` names a list column of model
     names (adds ``chosen_model``/``rejected_model``); ``keep`` copies other columns.
+    ``prompt`` (default: :func:`answered_prompt`) is the column the generations answered.
 
     >>> df = pl.DataFrame({"instruction": ["Hi"], "generations": [["a", "b", "c"]],
     ...                    "ratings": [[5, None, 2]]})
@@ -135,7 +202,9 @@ def preference_pairs(
     if min_margin < 0:
         msg = f"min_margin must be at least 0, got {min_margin!r}"
         raise ValueError(msg)
-    _require(df, prompt, generations, ratings, models, *keep)
+    _require(df, generations, ratings, models, *keep)
+    prompt = prompt or answered_prompt(df, generations)
+    _require(df, prompt)
     records: dict[str, list[Any]] = {
         k: [] for k in ("prompt", "chosen", "rejected", "chosen_rating", "rejected_rating", "margin")
     }
@@ -187,7 +256,7 @@ def preference_pairs(
 def sft_rows(
     df: pl.DataFrame,
     *,
-    prompt: str = "instruction",
+    prompt: str | None = None,
     generations: str = "generations",
     ratings: str | None = "ratings",
     min_rating: float | None = None,
@@ -203,7 +272,8 @@ def sft_rows(
     ``min_rating`` (every generation with text when ``min_rating`` and ``ratings`` are
     None). Prompts with no eligible generation are left out. ``chat_format=True`` gives a
     ``messages`` column ``[user, assistant]`` as ``trl.SFTTrainer`` reads it; False gives
-    ``prompt`` and ``completion`` columns.
+    ``prompt`` and ``completion`` columns. ``prompt`` (default: :func:`answered_prompt`)
+    is the column the generations answered.
 
     >>> df = pl.DataFrame({"instruction": ["Hi"], "generations": [["a", "b"]], "ratings": [[2, 4]]})
     >>> sft_rows(df)["messages"].to_list()
@@ -212,7 +282,9 @@ def sft_rows(
     if ratings is None and (best_only or min_rating is not None):
         msg = "sft_rows needs a ratings column for best_only=True or a min_rating; pass ratings=... or best_only=False"
         raise ValueError(msg)
-    _require(df, prompt, generations, ratings, *keep)
+    _require(df, generations, ratings, *keep)
+    prompt = prompt or answered_prompt(df, generations)
+    _require(df, prompt)
     prompts: list[str] = []
     completions: list[str] = []
     kept: dict[str, list[Any]] = {c: [] for c in keep}

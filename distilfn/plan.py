@@ -118,7 +118,14 @@ class Plan(msgspec.Struct, frozen=True):
         ``model`` is a model or a plain function ``chats -> texts`` bound to every role,
         or a ``{role: model}`` mapping; None picks the default model (env or local).
         The options are the fields of :class:`~distilfn.run.options.RunOptions`.
+        A ``ray.data.Dataset`` gives a Ray dataset of the same schema instead
+        (:func:`distilfn.ray.run`, which also takes ``actors``, ``batch_rows``, ...).
         """
+        if type(data).__module__.startswith("ray.data"):
+            from distilfn.ray import is_dataset, run
+
+            if is_dataset(data):
+                return run(self, data, model, **options)
         from distilfn.run.runner import run_plan
 
         return run_plan(self, data, model, _options(options))

@@ -14,7 +14,7 @@ import polars as pl
 from distilfn import Parsed, task
 from distilfn.chat import chat
 from distilfn.tasks._templates import render_template
-from distilfn.tasks.elimination import eliminate_failed_evolutions_plan
+from distilfn.tasks.elimination import eliminate_failed_evolutions
 
 
 def verdict(text: str) -> Parsed:
@@ -72,7 +72,7 @@ def main() -> None:
             "evolved_instruction": ["Name a fruit!", "Explain gravity to a child using two everyday examples."],
         }
     )
-    plan = eliminate_failed_evolutions_plan(judge_equal=equal_prompts, answer=None)
+    plan = eliminate_failed_evolutions(judge_equal=equal_prompts, answer=None)
     print(plan)
     out = plan.run(pairs, model=model)
     print(out.select("evolved_instruction", "equal", "eliminated", "elimination_reason"))

@@ -11,7 +11,7 @@ import argparse
 
 import polars as pl
 
-from distilfn.tasks import evol_instruct_plan, ultrafeedback_plan
+from distilfn.tasks import evol_instruct, ultrafeedback
 from distilfn.testing import scripted_model
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--scripted", action="store_true", help="use an instant scripted stand-in model")
     args = parser.parse_args()
 
-    plan = evol_instruct_plan(num_evolutions=3) >> ultrafeedback_plan()
+    plan = evol_instruct(n=3) >> ultrafeedback()
     print(plan)
     df = pl.DataFrame({"instruction": ["Explain photosynthesis.", "Write a haiku about rain."]})
     if args.scripted:

@@ -14,7 +14,7 @@ import argparse
 import polars as pl
 
 from distilfn import fanout, group
-from distilfn.tasks import text_generation, ultrafeedback
+from distilfn.tasks import text_generation, ultrafeedback_task
 from distilfn.testing import scripted_model
 
 
@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--model-name", default="default", help="model name at both servers")
     args = parser.parse_args()
 
-    plan = fanout(text_generation(), 2) >> group() >> ultrafeedback(aspect="honesty")
+    plan = fanout(text_generation(), 2) >> group() >> ultrafeedback_task(aspect="honesty")
     print(plan)
     if args.generator and args.judge:
         from distilfn.models import openai_compatible

@@ -102,20 +102,20 @@ def test_print_shows_a_rich_panel_on_a_terminal_and_plain_text_elsewhere():
 
 def test_tasks_whose_paper_bounds_the_answer_set_a_default_max_tokens():
     bounded = [
-        (T.ultrafeedback(), 764), (T.ultrafeedback(aspect="helpfulness"), 1464), (T.judgelm(), 512),
+        (T.ultrafeedback_task(), 764), (T.ultrafeedback_task(aspect="helpfulness"), 1464), (T.judgelm(), 512),
         (T.complexity_scorer(), 256), (T.quality_scorer(), 256), (T.ultracm(), 1024), (T.ultrajudge(), 1024),
-        (T.prometheus(), 1024), (T.equal_prompts_judge(), 32), (T.evol_instruct(), 512), (T.fresh_start(), 512),
-        (T.evol_quality(), 1024), (T.urial(), 1024),
+        (T.prometheus(), 1024), (T.equal_prompts_judge(), 32), (T.evol_instruct_task(), 512), (T.fresh_start(), 512),
+        (T.evol_quality_task(), 1024), (T.urial(), 1024),
     ]
     for t, expected in bounded:
         assert t.params["max_tokens"] == expected, t.name
-    assert T.evol_instruct(params={"max_tokens": 64}).params["max_tokens"] == 64
-    assert T.ultrafeedback(num_generations=2).params["max_tokens"] == 64 + 2 * 175
+    assert T.evol_instruct_task(params={"max_tokens": 64}).params["max_tokens"] == 64
+    assert T.ultrafeedback_task(num_generations=2).params["max_tokens"] == 64 + 2 * 175
     assert "max_tokens" not in T.text_generation().params and "max_tokens" not in T.chat_generation().params
 
 
 def test_ultrafeedback_plan_without_answering_only_judges_the_frames_generations():
-    plan = T.ultrafeedback_plan(generate_answers=False)
+    plan = T.ultrafeedback(generate_answers=False)
     frame = pl.DataFrame({"instruction": ["q"], "generations": [["a", "b"]]})
     answer = "#### Output for Text 1\nRating: 4\nRationale: Ok.\n#### Output for Text 2\nRating: 2\nRationale: Meh."
     out = plan.run(frame, model=scripted_model([answer]), cache=False)

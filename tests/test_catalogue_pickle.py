@@ -41,33 +41,33 @@ SUBJECTS = [
     ("prometheus relative reference", T.prometheus(mode="relative", rubric="reasoning", reference=True)),
     ("ultracm", T.ultracm()),
     ("ultracm n=2", T.ultracm(num_generations=2)),
-    ("ultrafeedback_plan", T.ultrafeedback_plan()),
-    ("ultrafeedback_plan helpfulness n=2", T.ultrafeedback_plan(aspect="helpfulness", num_generations=2)),
-    ("ultrafeedback_plan custom scale", T.ultrafeedback_plan(ratings=SCALE, task_description="Rate fruit facts.", num_generations=3)),
-    ("ultrafeedback_plan own generator", T.ultrafeedback_plan(generate_answers=T.text_generation(system_prompt="Be brief."), num_generations=2)),
-    *((f"ultrafeedback {a}", T.ultrafeedback(aspect=a)) for a in ASPECTS),
-    ("ultrafeedback truthfulness n=4", T.ultrafeedback(aspect="truthfulness", num_generations=4)),
-    ("ultrafeedback custom scale n=2", T.ultrafeedback(ratings=SCALE, num_generations=2)),
+    ("ultrafeedback", T.ultrafeedback()),
+    ("ultrafeedback helpfulness n=2", T.ultrafeedback(aspect="helpfulness", num_generations=2)),
+    ("ultrafeedback custom scale", T.ultrafeedback(ratings=SCALE, task_description="Rate fruit facts.", num_generations=3)),
+    ("ultrafeedback own generator", T.ultrafeedback(generate_answers=T.text_generation(system_prompt="Be brief."), num_generations=2)),
+    *((f"ultrafeedback_task {a}", T.ultrafeedback_task(aspect=a)) for a in ASPECTS),
+    ("ultrafeedback_task truthfulness n=4", T.ultrafeedback_task(aspect="truthfulness", num_generations=4)),
+    ("ultrafeedback_task custom scale n=2", T.ultrafeedback_task(ratings=SCALE, num_generations=2)),
     ("ultrajudge", T.ultrajudge()),
     ("ultrajudge custom areas", T.ultrajudge(areas=["Accuracy", "Tone & Style"], num_generations=2)),
-    ("eliminate_failed_evolutions_plan", T.eliminate_failed_evolutions_plan()),
-    ("eliminate_failed_evolutions_plan judged and dropped", T.eliminate_failed_evolutions_plan(judge_equal=True, drop=True, sorry_max_words=10)),
-    ("eliminate_failed_evolutions_plan own judge", T.eliminate_failed_evolutions_plan(answer=None, judge_equal=T.equal_prompts_judge(first="a", second="b"))),
+    ("eliminate_failed_evolutions", T.eliminate_failed_evolutions()),
+    ("eliminate_failed_evolutions judged and dropped", T.eliminate_failed_evolutions(judge_equal=True, drop=True, sorry_max_words=10)),
+    ("eliminate_failed_evolutions own judge", T.eliminate_failed_evolutions(answer=None, judge_equal=T.equal_prompts_judge(first="a", second="b"))),
     ("equal_prompts_judge", T.equal_prompts_judge()),
     ("equal_prompts_judge no system prompt", T.equal_prompts_judge(system_prompt=None, name="same")),
-    ("evol_complexity_plan", T.evol_complexity_plan()),
-    ("evol_complexity_plan stored and answered", T.evol_complexity_plan(num_evolutions=2, store_evolutions=True, include_original=True, generate_answers=True)),
-    ("evol_complexity_generator_plan", T.evol_complexity_generator_plan(num_instructions=2, generate_answers=True)),
-    ("evol_instruct_plan", T.evol_instruct_plan()),
-    ("evol_instruct_plan custom mutations", T.evol_instruct_plan(num_evolutions=2, mutations=MUTATIONS, seed=4,  generate_answers=T.text_generation(system_prompt="One line."))),
-    ("evol_instruct_plan stored", T.evol_instruct_plan(num_evolutions=3, store_evolutions=True, generate_answers=True)),
-    ("evol_instruct_generator_plan", T.evol_instruct_generator_plan(num_instructions=3, num_evolutions=2, min_length=5, max_length=None)),
-    ("evol_instruct_generator_plan no rounds", T.evol_instruct_generator_plan(num_evolutions=0, mutations=MUTATIONS, generate_answers=True)),
-    ("evol_instruct", T.evol_instruct(seed=9)),
-    ("evol_instruct custom mutations", T.evol_instruct(mutations=MUTATIONS, params={"temperature": 0.7})),
-    ("evol_quality_plan", T.evol_quality_plan(num_evolutions=2, store_evolutions=True, include_original=True)),
-    ("evol_quality_plan custom mutations", T.evol_quality_plan(mutations={"shorter": "Shorten {{ response }} to {{ instruction }}"})),
-    ("evol_quality", T.evol_quality(seed=1)),
+    ("evol_complexity", T.evol_complexity()),
+    ("evol_complexity stored and answered", T.evol_complexity(n=2, store_evolutions=True, include_original=True, generate_answers=True)),
+    ("evol_complexity_generator", T.evol_complexity_generator(num_instructions=2, generate_answers=True)),
+    ("evol_instruct", T.evol_instruct()),
+    ("evol_instruct custom mutations", T.evol_instruct(n=2, mutations=MUTATIONS, seed=4,  generate_answers=T.text_generation(system_prompt="One line."))),
+    ("evol_instruct stored", T.evol_instruct(n=3, store_evolutions=True, generate_answers=True)),
+    ("evol_instruct_generator", T.evol_instruct_generator(num_instructions=3, n=2, min_length=5, max_length=None)),
+    ("evol_instruct_generator no rounds", T.evol_instruct_generator(n=0, mutations=MUTATIONS, generate_answers=True)),
+    ("evol_instruct_task", T.evol_instruct_task(seed=9)),
+    ("evol_instruct_task custom mutations", T.evol_instruct_task(mutations=MUTATIONS, params={"temperature": 0.7})),
+    ("evol_quality", T.evol_quality(n=2, store_evolutions=True, include_original=True)),
+    ("evol_quality custom mutations", T.evol_quality(mutations={"shorter": "Shorten {{ response }} to {{ instruction }}"})),
+    ("evol_quality_task", T.evol_quality_task(seed=1)),
     ("fresh_start", T.fresh_start()),
     ("fresh_start template", T.fresh_start(template="Ask one question about {{ topic }}.")),
     ("self_instruct", T.self_instruct()),
@@ -197,10 +197,10 @@ def test_tasks_hold_plain_data_and_module_level_functions(label, value):
 
 
 def test_schema_factories_give_one_class_per_setting_even_after_unpickling():
-    judge = T.ultrafeedback(num_generations=3)
+    judge = T.ultrafeedback_task(num_generations=3)
     copy = pickle.loads(pickle.dumps(judge))
     assert copy.schema_type is judge.schema_type
-    assert T.ultrafeedback(num_generations=2).schema_type is not judge.schema_type
+    assert T.ultrafeedback_task(num_generations=2).schema_type is not judge.schema_type
     assert pickle.loads(pickle.dumps(T.judgelm(num_generations=2))).schema_type is T.judgelm(num_generations=2).schema_type
 
 

@@ -55,9 +55,9 @@ def test_well_formed_answers_come_out_with_their_declared_dtypes_and_no_error(na
 
 
 def test_ultrafeedback_reads_the_scripted_ratings():
-    from distilfn.tasks import ultrafeedback_plan
+    from distilfn.tasks import ultrafeedback
 
     data = pl.DataFrame({"instruction": ["Name a fruit that is yellow."], "generations": [["A banana.", "Grass."]]})
-    out = ultrafeedback_plan().run(data, model=scripted_model(lambda chat: ANSWER), cache=False)
+    out = ultrafeedback().run(data, model=scripted_model(lambda chat: ANSWER), cache=False)
     assert out["ratings"].to_list() == [[4, 2]]
     assert out.schema["ratings"] == pl.List(pl.Int64)

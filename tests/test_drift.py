@@ -23,7 +23,7 @@ from distilfn.testing import (
 )
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-JUDGE = T.ultrafeedback()
+JUDGE = T.ultrafeedback_task()
 ROW = {"instruction": "q"}
 
 
@@ -56,8 +56,8 @@ def test_every_judge_without_an_explicit_count_reads_it_from_the_row():
     """A headerless or partial answer is short by one: with the row's count it is an error."""
     row = {"instruction": "q", "generations": ["a", "b", "c"], "instructions": ["a", "b", "c"]}
     partial = [
-        (T.ultrafeedback(), "#### Output for Text 1\nRating: 4\nRationale: Fine.\n#### Output for Text 2\nRating: 3\nRationale: Ok."),
-        (T.ultrafeedback(aspect="helpfulness"), "#### Output for Text 1\nType: 1\nRationale: a.\nRating: 4\nRationale: b."),
+        (T.ultrafeedback_task(), "#### Output for Text 1\nRating: 4\nRationale: Fine.\n#### Output for Text 2\nRating: 3\nRationale: Ok."),
+        (T.ultrafeedback_task(aspect="helpfulness"), "#### Output for Text 1\nType: 1\nRationale: a.\nRating: 4\nRationale: b."),
         (T.judgelm(), "8 7\nBoth fine."),
         (T.quality_scorer(), "[1] Score: 2\n[2] Score: 3"),
         (T.complexity_scorer(), "[1] Score: 2\n[2] Score: 3"),
@@ -155,13 +155,13 @@ def test_self_instruct_lists_are_read_and_extra_items_noted(drift):
 @FAST
 @given(rewrite_drift())
 def test_evol_rewrites_are_unwrapped(drift):
-    assert_read_as_intended(T.evol_instruct().read(drift.text, {"instruction": "x"}), drift)
+    assert_read_as_intended(T.evol_instruct_task().read(drift.text, {"instruction": "x"}), drift)
 
 
 @FAST
 @given(rewrite_drift(response=True))
 def test_evol_quality_rewrites_are_unwrapped_and_lose_the_explanation(drift):
-    assert_read_as_intended(T.evol_quality().read(drift.text, {"instruction": "x", "response": "y"}), drift)
+    assert_read_as_intended(T.evol_quality_task().read(drift.text, {"instruction": "x", "response": "y"}), drift)
 
 
 # -- 7. Deita scorers ------------------------------------------------------------------------
@@ -180,9 +180,9 @@ FAMILIES = st.one_of(
     instruction_list_drift(), rewrite_drift(), rewrite_drift(response=True), score_drift(),
 )
 READERS = [
-    T.ultrafeedback(), T.ultrafeedback(aspect="truthfulness"), T.judgelm(), T.ultrajudge(), T.ultracm(),
+    T.ultrafeedback_task(), T.ultrafeedback_task(aspect="truthfulness"), T.judgelm(), T.ultrajudge(), T.ultracm(),
     T.prometheus(), T.prometheus(mode="relative"), T.complexity_scorer(), T.quality_scorer(),
-    T.self_instruct(), T.evol_instruct(), T.evol_quality(), T.urial(),
+    T.self_instruct(), T.evol_instruct_task(), T.evol_quality_task(), T.urial(),
 ]
 
 

@@ -327,3 +327,31 @@ def test_a_crashing_reply_function_closes_only_its_connection(caplog):
             assert post(srv.url, chat("ok")).json()["choices"][0]["message"]["content"] == "fine"
             assert srv.stats()["in_flight"] == 0
     assert "reply function bug" in caplog.text
+
+
+def test_slots_queue_the_rest_and_a_queued_request_whose_client_left_is_cancelled():
+    with FakeServer(slots=1, latency=0.3) as srv:
+        assert httpx.get(srv.url.removesuffix("/v1") + "/props").json()["total_slots"] == 1
+        assert len(httpx.get(srv.url.removesuffix("/v1") + "/slots").json()) == 1
+        first = threading.Thread(target=post, args=(srv.url, chat("first")))
+        first.start()
+        while srv.stats()["completions"] < 1:
+            time.sleep(0.01)
+        with pytest.raises(httpx.TimeoutException):  # queued behind the first, then given up on
+            httpx.post(f"{srv.url}/chat/completions", json={"model": "m", "messages": chat("second")}, timeout=0.05)
+        first.join()
+        give_up = time.monotonic() + 10
+        while srv.stats()["cancelled"] < 1 and time.monotonic() < give_up:
+            time.sleep(0.01)
+        stats = srv.stats()
+    assert stats["ok"] == 1 and stats["cancelled"] == 1 and stats["abandoned"] == 1
+    assert stats["max_in_flight"] == 2 and stats["in_flight"] == 0
+
+
+def test_redirects_header_names_and_hidden_props():
+    with FakeServer(redirect_to="http://elsewhere.invalid/v1", redirect_status=308, props=False, slots=2) as srv:
+        answer = httpx.get(srv.url + "/models", headers={"X-Custom-Token": "t"})
+        assert answer.status_code == 308 and answer.headers["location"] == "http://elsewhere.invalid/v1/models"
+        srv.configure(redirect_to=None)
+        assert httpx.get(srv.url.removesuffix("/v1") + "/props").status_code == 404
+        assert srv.stats()["header_names"]["x-custom-token"] == 1

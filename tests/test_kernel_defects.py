@@ -69,7 +69,7 @@ def test_a_filter_never_drops_a_row_that_failed_upstream():
 
 
 def test_evol_instruct_generator_keeps_rows_whose_generation_failed():
-    from distilfn.tasks import evol_instruct_generator_plan
+    from distilfn.tasks import evol_instruct_generator
 
     calls = {"n": 0}
 
@@ -80,7 +80,7 @@ def test_evol_instruct_generator_keeps_rows_whose_generation_failed():
             out.append(RuntimeError("server down") if calls["n"] % 2 else "Write a poem about the sea at night.")
         return out
 
-    plan = evol_instruct_generator_plan(num_instructions=4, num_evolutions=1)
+    plan = evol_instruct_generator(num_instructions=4, n=1)
     out = quiet(plan.run, pl.DataFrame({"batch": [0]}), model=sometimes, max_error_rate=None)
     assert out.height == 4  # rows whose generation failed are kept, with their errors
     assert out["instruction"].null_count() >= 1
@@ -206,8 +206,11 @@ def test_an_unknown_option_is_named_with_a_suggestion():
 
 
 def test_run_options_have_one_default_each():
-    assert RunOptions().max_concurrency == 64
-    assert RunOptions.of(max_concurrency=None).max_concurrency == 64  # a CLI flag not given
+    from distilfn.run.options import run_concurrency
+
+    assert run_concurrency(RunOptions(), [answer_all]) == 64  # None: 64, unless a batch model asks for more
+    assert RunOptions.of(max_concurrency=None) == RunOptions()  # a CLI flag not given
+    assert run_concurrency(RunOptions.of(max_concurrency=128), [answer_all]) == 128
     assert RunOptions.of(max_error_rate=None).max_error_rate is None  # None means "never stop"
 
 
@@ -221,7 +224,7 @@ def test_input_columns_that_collide_with_internal_ones_are_refused(column):
 def test_an_earlier_runs_metadata_passes_through_when_names_differ():
     first = echo("t", "q", "a").run(pl.DataFrame({"q": ["x"]}), model=answer_all)
     second = echo("u", "a", "b").run(first, model=answer_all)
-    assert second.columns == ["q", "a", "meta.t", "b", "meta.u"]
+    assert second.columns == ["q", "a", "model_name", "meta.t", "b", "meta.u"]  # the input's model_name wins
 
 
 # -- streaming: crash, two writers, resume -----------------------------------------------
@@ -357,11 +360,13 @@ def test_the_cli_exits_non_zero_when_rows_failed_and_says_how_to_retry(tmp_path)
 def test_the_cli_refuses_a_second_writer_with_one_line(tmp_path):
     import filelock
 
+    from distilfn.testing.fakeserver import FakeServer
+
     (tmp_path / "plan.py").write_text(PLAN)
     pl.DataFrame({"q": ["a"]}).write_ndjson(tmp_path / "in.jsonl")
-    with filelock.FileLock(str(tmp_path / ".out.jsonl.lock")):
+    with filelock.FileLock(str(tmp_path / ".out.jsonl.lock")), FakeServer() as server:  # the CLI checks the server is up first
         busy = cli("run", str(tmp_path / "plan.py"), "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl"),
-                   "--model", "http://127.0.0.1:9/v1", "--model-name", "x", "-q")
+                   "--model", server.url, "--model-name", "x", "-q")
     assert busy.returncode == 2
     assert "Traceback" not in busy.stderr
     assert "another run is writing" in busy.stderr.strip().splitlines()[-1]

@@ -210,10 +210,10 @@ def test_degenerate_answers_are_read_in_linear_time():
     from distilfn.tasks.judgelm import judgelm
     from distilfn.tasks.prometheus import prometheus
     from distilfn.tasks.ultracm import ultracm
-    from distilfn.tasks.ultrafeedback import ultrafeedback
+    from distilfn.tasks.ultrafeedback import ultrafeedback_task
     from distilfn.tasks.ultrajudge import ultrajudge
 
-    tasks = [ultrafeedback(aspect="helpfulness"), judgelm(), ultrajudge(), complexity_scorer(), ultracm(), prometheus()]
+    tasks = [ultrafeedback_task(aspect="helpfulness"), judgelm(), ultrajudge(), complexity_scorer(), ultracm(), prometheus()]
     prefixes = ["", "Rating:", "Text 1", "Assistant 1", "[1] Score:", "1. a", "Practical Accuracy:", "#### Output for Text 1\n"]
     for unit in ["*", "_", " ", "\t", "#", "\n", " \n", "** __ ## \t"]:
         for prefix in prefixes:

@@ -194,7 +194,7 @@ def test_evolve_makes_exactly_n_requests_per_row_each_fed_the_last(rows, n, keep
 
 def test_group_takes_explicit_names_and_keeps_metadata_lists():
     out = (fanout(echo_task("g", "q", "generation"), 2) >> group(generation="answers")).run(frame(2), model=Counter())
-    assert out.columns == ["q", "answers", "meta.g"]
+    assert out.columns == ["q", "answers", "model_name", "meta.g"]
     assert len(out["meta.g"][0]) == 2
 
 
@@ -362,7 +362,7 @@ def test_explode_runs_a_task_per_list_element_and_group_folds_back(lengths):
     model = Counter()
     plan = explode("items", into="item") >> echo_task("answer", "item", "answer") >> group()
     out = plan.run(data, model=model)
-    assert out.columns == ["items", "answers", "meta.answer"]
+    assert out.columns == ["items", "answers", "model_name", "meta.answer"]
     assert len(model.chats) == sum(lengths)
     for items, answers in zip(out["items"].to_list(), out["answers"].to_list(), strict=True):
         assert answers == [f"answer: {item} ok" for item in items]
@@ -397,9 +397,9 @@ def test_structured_read_survives_pathological_text():
 
 
 def test_the_dry_run_is_a_method_that_shows_each_step_once_with_every_sample_downstream():
-    from distilfn.tasks import evol_instruct_plan, ultrafeedback_plan
+    from distilfn.tasks import evol_instruct, ultrafeedback
 
-    text = (evol_instruct_plan(num_evolutions=2) >> ultrafeedback_plan()).preview()
+    text = (evol_instruct(n=2) >> ultrafeedback()).preview()
     assert text.count("--- evol_instruct [generator] ---") == 1
     assert text.count("--- text_generation [generator] ---") == 1
     assert "4 text outputs" in text  # the judge sees the four placeholder answers

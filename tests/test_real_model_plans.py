@@ -38,7 +38,7 @@ def test_text_generation_answers_with_token_counts(model):
 
 
 def test_evol_instruct_then_ultrafeedback_rates_every_answer(model):
-    plan = T.evol_instruct_plan(num_evolutions=2) >> T.ultrafeedback_plan(num_generations=2)
+    plan = T.evol_instruct(n=2) >> T.ultrafeedback(num_generations=2)
     out = run(plan, pl.DataFrame({"instruction": INSTRUCTION}), model)
     assert out.height == 1
     row = out.row(0, named=True)

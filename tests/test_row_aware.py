@@ -62,7 +62,7 @@ def test_a_row_aware_schema_is_sent_per_row_and_shown_unbounded_at_compile_time(
 
 
 def test_the_catalogue_judges_send_the_row_count_in_their_schema():
-    judge = T.ultrafeedback()
+    judge = T.ultrafeedback_task()
     reply = '{"assessments": [{"rating": 4, "rationale": "Ok."}, {"rating": 2, "rationale": "Meh."}, {"rating": 5, "rationale": "Yes."}]}'
     frame = pl.DataFrame({"instruction": ["q"], "generations": [["a", "b", "c"]]})
     with FakeServer(reply=lambda messages, i: reply) as server:

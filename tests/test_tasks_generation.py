@@ -13,21 +13,21 @@ from hypothesis import strategies as st
 from distilfn import Plan, Task
 from distilfn.tasks._templates import template_source
 from distilfn.tasks.elimination import (
-    eliminate_failed_evolutions_plan,
+    eliminate_failed_evolutions,
     elimination_reason,
     equal_prompts_judge,
     read_equal,
 )
-from distilfn.tasks.evol_complexity import deita_complexity_mutations, evol_complexity_generator_plan, evol_complexity_plan
+from distilfn.tasks.evol_complexity import deita_complexity_mutations, evol_complexity_generator, evol_complexity
 from distilfn.tasks.evol_instruct import (
     WIZARDLM_MUTATIONS,
+    evol_instruct_task,
+    evol_instruct_generator,
     evol_instruct,
-    evol_instruct_generator_plan,
-    evol_instruct_plan,
     fresh_start,
     read_rewrite,
 )
-from distilfn.tasks.evol_quality import evol_quality, evol_quality_plan, read_evolved_response
+from distilfn.tasks.evol_quality import evol_quality_task, evol_quality, read_evolved_response
 from distilfn.tasks.self_instruct import parse_instruction_list, self_instruct
 from distilfn.tasks.text_generation import read_generation, text_generation, ultrafeedback_principles
 
@@ -113,7 +113,7 @@ def test_templates_are_checked_when_the_task_is_built():
     with pytest.raises(ValueError, match="not valid jinja2 .No filter named 'shout'"):
         text_generation(template="{{ instruction | shout }}")
     with pytest.raises(ValueError, match="mutation 'loud': the template is not valid jinja2"):
-        evol_instruct(mutations={"loud": "{{ instruction | shout }}"})
+        evol_instruct_task(mutations={"loud": "{{ instruction | shout }}"})
     with pytest.raises(ValueError, match="not valid jinja2"):
         fresh_start(template="About {{ topic ")
     with pytest.raises(ValueError, match="may read only 'topic'"):
@@ -126,8 +126,8 @@ def test_templates_are_checked_when_the_task_is_built():
 GENERATION_TASKS = [
     text_generation(),
     self_instruct(num_instructions=3),
-    evol_instruct(),
-    evol_quality(),
+    evol_instruct_task(),
+    evol_quality_task(),
     fresh_start(),
     equal_prompts_judge(),
 ]
@@ -143,11 +143,11 @@ def test_generation_parsers_read_any_text_into_their_declared_types(task):
 def test_generation_tasks_declare_their_output_types():
     assert text_generation().output_dtypes == {"generation": pl.String}
     assert self_instruct().output_dtypes == {"instructions": pl.List(pl.String)}
-    assert evol_instruct().output_dtypes == {"evolved_instruction": pl.String}
-    assert evol_quality().output_dtypes == {"evolved_response": pl.String}
+    assert evol_instruct_task().output_dtypes == {"evolved_instruction": pl.String}
+    assert evol_quality_task().output_dtypes == {"evolved_response": pl.String}
     assert fresh_start().output_dtypes == {"seed_instruction": pl.String}
     assert equal_prompts_judge().output_dtypes == {"equal": pl.Boolean}
-    flags = eliminate_failed_evolutions_plan().steps[0]
+    flags = eliminate_failed_evolutions().steps[0]
     assert dict(flags.types) == {"eliminated": bool, "elimination_reason": str}
 
 
@@ -225,7 +225,7 @@ def test_every_wizardlm_template_cites_its_source_and_places_the_instruction():
 @SETTINGS
 @given(sentences(), st.integers(0, 2**31 - 1))
 def test_rendered_rewrite_prompt_holds_the_instruction_and_one_mutation(instruction, seed):
-    step = evol_instruct(seed=seed)
+    step = evol_instruct_task(seed=seed)
     messages = step.chat_for({"instruction": instruction})
     assert instruction in messages[-1]["content"]
     chosen_mutation(messages)
@@ -234,18 +234,18 @@ def test_rendered_rewrite_prompt_holds_the_instruction_and_one_mutation(instruct
 
 def test_mutation_choice_varies_across_rows_and_seeds():
     rows = [{"instruction": f"Explain topic number {i}."} for i in range(60)]
-    by_seed = {seed: [chosen_mutation(evol_instruct(seed=seed).chat_for(r)) for r in rows] for seed in (0, 1)}
+    by_seed = {seed: [chosen_mutation(evol_instruct_task(seed=seed).chat_for(r)) for r in rows] for seed in (0, 1)}
     assert set(by_seed[0]) == set(WIZARDLM_MUTATIONS)
     assert by_seed[0] != by_seed[1]
 
 
 def test_custom_mutations_are_used_and_checked():
-    step = evol_instruct(mutations={"shorter": "Make this shorter: {{ instruction }}"})
+    step = evol_instruct_task(mutations={"shorter": "Make this shorter: {{ instruction }}"})
     assert step.chat_for({"instruction": "Hello there"})[0]["content"] == "Make this shorter: Hello there"
     with pytest.raises(ValueError, match="must place"):
-        evol_instruct(mutations={"bad": "no placeholder"})
+        evol_instruct_task(mutations={"bad": "no placeholder"})
     with pytest.raises(ValueError, match="'response'"):
-        evol_instruct(mutations={"bad": "{{ instruction }} {{ response }}"})
+        evol_instruct_task(mutations={"bad": "{{ instruction }} {{ response }}"})
 
 
 @SETTINGS
@@ -316,14 +316,14 @@ def test_evol_complexity_uses_the_four_in_depth_methods():
         "concretizing",
         "increased_reasoning_steps",
     ]
-    plan = evol_complexity_plan(num_evolutions=2)
+    plan = evol_complexity(n=2)
     step = plan.steps[0].task
     seen = {chosen_mutation(step.chat_for({"instruction": f"Task {i}"})) for i in range(40)}
     assert seen == set(deita_complexity_mutations())
 
 
 def test_evol_quality_prompt_holds_instruction_response_and_method():
-    step = evol_quality(seed=3)
+    step = evol_quality_task(seed=3)
     keys = ["more helpful", "more relevant", "more in-depth", "creativity", "detail level"]
     seen = set()
     for i in range(40):
@@ -488,11 +488,11 @@ def test_elimination_flags_and_drops_rows():
             "answer": ["Strawberry, because it is red.", "Done: the fruit is a pear.", "Sorry, none."],
         }
     )
-    flagged, prompts = run_fake(eliminate_failed_evolutions_plan(judge_equal=True), df, fake_reply)
+    flagged, prompts = run_fake(eliminate_failed_evolutions(judge_equal=True), df, fake_reply)
     assert len(prompts) == 3
     assert flagged["eliminated"].to_list() == [False, True, True]
     assert flagged["elimination_reason"][0] is None
-    dropped, _ = run_fake(eliminate_failed_evolutions_plan(drop=True), df, fake_reply)
+    dropped, _ = run_fake(eliminate_failed_evolutions(drop=True), df, fake_reply)
     assert dropped["evolved_instruction"].to_list() == ["Name a red fruit."]
 
 
@@ -501,13 +501,13 @@ def test_elimination_needs_a_bool_equal_column():
 
     stringly = task(name="eq", inputs=["instruction", "evolved_instruction"], outputs=["equal"], render=lambda r: [], parse=read_equal)
     with pytest.raises(TypeError, match=r"declare its 'equal' column as bool \(outputs=\{'equal': bool\}\), got String"):
-        eliminate_failed_evolutions_plan(judge_equal=stringly)
+        eliminate_failed_evolutions(judge_equal=stringly)
     typed = task(name="eq", inputs=["instruction", "evolved_instruction"], outputs={"equal": bool}, render=lambda r: [], parse=read_equal)
-    assert isinstance(eliminate_failed_evolutions_plan(judge_equal=typed), Plan)
+    assert isinstance(eliminate_failed_evolutions(judge_equal=typed), Plan)
 
 
 def test_generator_without_rounds_copies_the_draft_and_filters_by_length():
-    plan = evol_instruct_generator_plan(num_instructions=3, num_evolutions=0, min_length=20)
+    plan = evol_instruct_generator(num_instructions=3, n=0, min_length=20)
     out, prompts = run_fake(plan, pl.DataFrame({"topic": ["glaciers"]}), lambda p: "How do glaciers move downhill?")
     assert len(prompts) == 3 and out["instruction"].to_list() == ["How do glaciers move downhill?"] * 3
     out, _ = run_fake(plan, pl.DataFrame({"topic": ["glaciers"]}), lambda p: "Why ice?")
@@ -525,7 +525,7 @@ def count(prompts: list[str]) -> tuple[int, int]:
 
 
 def test_evol_instruct_stores_every_round_and_answers_each():
-    plan = evol_instruct_plan(num_evolutions=3, store_evolutions=True, generate_answers=True)
+    plan = evol_instruct(n=3, store_evolutions=True, generate_answers=True)
     out, prompts = run_fake(plan, ROWS, fake_reply)
     assert count(prompts) == (3 * 3, 3 * 3)
     assert out["instruction"].to_list() == ROWS["instruction"].to_list()
@@ -540,24 +540,24 @@ def test_evol_instruct_stores_every_round_and_answers_each():
 
 
 def test_evol_instruct_last_round_only_and_with_original():
-    out, prompts = run_fake(evol_instruct_plan(num_evolutions=3, generate_answers=True), ROWS, fake_reply)
+    out, prompts = run_fake(evol_instruct(n=3, generate_answers=True), ROWS, fake_reply)
     assert count(prompts) == (9, 3)
     assert out["evolved_instruction"][1] == "Add 2 and 3." + " Then explain why." * 3
     assert out["answer"][1] == "Answer: " + out["evolved_instruction"][1][:30]
     out, prompts = run_fake(
-        evol_instruct_plan(num_evolutions=2, store_evolutions=True, include_original=True, generate_answers=True), ROWS, fake_reply
+        evol_instruct(n=2, store_evolutions=True, include_original=True, generate_answers=True), ROWS, fake_reply
     )
     assert count(prompts) == (6, 9)
     assert out["evolved_instructions"][0].to_list()[0] == "Name a fruit."
     assert len(out["answers"][0]) == 3
     with pytest.raises(ValueError, match="store_evolutions"):
-        evol_instruct_plan(include_original=True)
+        evol_instruct(include_original=True)
 
 
 def test_evol_quality_plan_keeps_original_response_first():
     df = pl.DataFrame({"instruction": ["Name a fruit."], "response": ["Apple."]})
     out, prompts = run_fake(
-        evol_quality_plan(num_evolutions=2, store_evolutions=True, include_original=True),
+        evol_quality(n=2, store_evolutions=True, include_original=True),
         df,
         lambda p: "#Rewritten Response#:\n" + p.split("#Given Response#:\n")[1].split("\n#")[0] + " Crunchy.",
     )
@@ -575,14 +575,14 @@ def test_generators_write_distinct_samples_and_filter_by_length():
             return "Hi?" if k == 0 else f"How fast does glacier number {k} move?"
         return fake_reply(prompt)
 
-    plan = evol_instruct_generator_plan(num_instructions=4, num_evolutions=1, min_length=25)
+    plan = evol_instruct_generator(num_instructions=4, n=1, min_length=25)
     out, prompts = run_fake(plan, pl.DataFrame({"topic": ["glaciers"]}), reply)
     assert count(prompts) == (4, 4)  # 4 drafts, 4 rewrites
     assert len(out) == 3  # "Hi? Then explain why." is under 25 bytes
     assert len(set(out["instruction"].to_list())) == 3
     assert all(i.endswith("Then explain why.") for i in out["instruction"].to_list())
     out, _ = run_fake(
-        evol_complexity_generator_plan(num_instructions=2, num_evolutions=1, generate_answers=True),
+        evol_complexity_generator(num_instructions=2, n=1, generate_answers=True),
         pl.DataFrame({"batch": [0]}),
         fake_reply,
     )
@@ -590,11 +590,11 @@ def test_generators_write_distinct_samples_and_filter_by_length():
 
 
 def test_plans_and_steps_are_frozen_values():
-    step = evol_instruct()
+    step = evol_instruct_task()
     assert isinstance(step, Task)
     with pytest.raises(AttributeError):
         step.name = "x"  # type: ignore[misc]
-    assert isinstance(evol_instruct_plan(num_evolutions=2), Plan)
+    assert isinstance(evol_instruct(n=2), Plan)
 
 
 @pytest.mark.parametrize(
@@ -618,9 +618,9 @@ def test_fresh_start_parser_never_raises(text):
 
 def test_the_answering_task_must_read_instruction_and_write_generation():
     with pytest.raises(ValueError, match="generate_answers"):
-        evol_instruct_plan( generate_answers=text_generation(template="{{ q }}", columns=["q"]))
+        evol_instruct( generate_answers=text_generation(template="{{ q }}", columns=["q"]))
     custom = text_generation(system_prompt="Answer in one sentence.")
-    out, prompts = run_fake(evol_instruct_plan(num_evolutions=1,  generate_answers=custom), ROWS.head(1), fake_reply)
+    out, prompts = run_fake(evol_instruct(n=1,  generate_answers=custom), ROWS.head(1), fake_reply)
     assert count(prompts) == (1, 1) and out["answer"][0].startswith("Answer: ")
 
 

@@ -13,13 +13,13 @@ from distilfn.tasks.deita_scorers import complexity_scorer, quality_scorer
 from distilfn.tasks.judgelm import judgelm
 from distilfn.tasks.prometheus import RUBRICS, prometheus
 from distilfn.tasks.ultracm import ultracm
-from distilfn.tasks.ultrafeedback import ASPECTS, ultrafeedback, ultrafeedback_plan
+from distilfn.tasks.ultrafeedback import ASPECTS, ultrafeedback_task, ultrafeedback
 from distilfn.tasks.ultrajudge import DEFAULT_AREAS, ultrajudge
 from distilfn.testing import check_parser, model_texts, rating_answers, scripted_model
 
 ALL_TASKS = [
-    *(ultrafeedback(aspect=a) for a in ASPECTS),
-    ultrafeedback(ratings=[(1, "bad"), (2, "ok"), (3, "good")], num_generations=2),
+    *(ultrafeedback_task(aspect=a) for a in ASPECTS),
+    ultrafeedback_task(ratings=[(1, "bad"), (2, "ok"), (3, "good")], num_generations=2),
     judgelm(),
     ultrajudge(),
     complexity_scorer(),
@@ -67,11 +67,11 @@ def test_templates_cite_their_source(template):
 
 def test_judges_declare_their_output_types():
     ints, floats, texts = pl.List(pl.Int64), pl.List(pl.Float64), pl.List(pl.String)
-    assert ultrafeedback().output_dtypes == {"ratings": ints, "rationales": texts}
-    assert ultrafeedback(ratings=[(0, "no"), (1, "yes")]).output_dtypes == {"ratings": ints, "rationales": texts}
+    assert ultrafeedback_task().output_dtypes == {"ratings": ints, "rationales": texts}
+    assert ultrafeedback_task(ratings=[(0, "no"), (1, "yes")]).output_dtypes == {"ratings": ints, "rationales": texts}
     typed = {"ratings": ints, "rationales": texts, "types": pl.List(ints), "rationales_for_ratings": texts}
-    assert ultrafeedback(aspect="helpfulness").output_dtypes == typed
-    assert ultrafeedback(aspect="truthfulness").output_dtypes == typed
+    assert ultrafeedback_task(aspect="helpfulness").output_dtypes == typed
+    assert ultrafeedback_task(aspect="truthfulness").output_dtypes == typed
     assert judgelm().output_dtypes == {"ratings": floats, "rationales": texts}
     assert complexity_scorer().output_dtypes == quality_scorer().output_dtypes == {"scores": floats}
     assert ultracm().output_dtypes == {"critiques": texts, "scores": floats}
@@ -84,7 +84,7 @@ def test_judges_declare_their_output_types():
 @given(rating_answers())
 def test_ultrafeedback_round_trip(answer):
     text, expected = answer
-    parsed = ultrafeedback().read(text)
+    parsed = ultrafeedback_task().read(text)
     assert parsed.error is None
     assert dict(parsed.values) == expected
 
@@ -93,7 +93,7 @@ def test_ultrafeedback_round_trip(answer):
 @given(rating_answers(types=True), st.sampled_from(["helpfulness", "truthfulness"]))
 def test_ultrafeedback_typed_round_trip(answer, aspect):
     text, expected = answer
-    parsed = ultrafeedback(aspect=aspect).read(text)
+    parsed = ultrafeedback_task(aspect=aspect).read(text)
     assert parsed.error is None
     assert dict(parsed.values) == expected
 
@@ -102,7 +102,7 @@ def test_ultrafeedback_typed_round_trip(answer, aspect):
 @given(rating_answers(n=3, scale=(1, 10)))
 def test_ultrafeedback_custom_scale_rejects_out_of_scale(answer):
     text, expected = answer
-    judge = ultrafeedback(ratings=[(v, f"level {v}") for v in range(1, 7)], num_generations=3)
+    judge = ultrafeedback_task(ratings=[(v, f"level {v}") for v in range(1, 7)], num_generations=3)
     parsed = judge.read(text)
     other_scale = "/10" in text  # "4/10" on a 1-6 scale: the model used another scale, nothing is guessed
     assert parsed.values["ratings"] == [None if other_scale or r > 6 else r for r in expected["ratings"]]
@@ -115,13 +115,13 @@ def test_ultrafeedback_three_of_four_keeps_three():
         "#### Output for Text 2\nRating: 3\nRationale: Fine.\n\n"
         "#### Output for Text 3\nRating: 5\nRationale: Best."
     )
-    parsed = ultrafeedback(num_generations=4).read(text)
+    parsed = ultrafeedback_task(num_generations=4).read(text)
     assert parsed.values == {"ratings": [4, 3, 5, None], "rationales": ["Good.", "Fine.", "Best.", None]}
     assert parsed.error == "rating for text 4 missing"
 
 
 def test_ultrafeedback_structured_output():
-    judge = ultrafeedback(num_generations=2)
+    judge = ultrafeedback_task(num_generations=2)
     schema = msgspec.json.schema(judge.schema_type)
     assert "assessments" in schema["$defs"][schema["$ref"].split("/")[-1]]["properties"]
     good = '{"assessments": [{"rating": 5, "rationale": "Great."}, {"rating": 2, "rationale": "Weak."}]}'
@@ -139,7 +139,7 @@ def test_ultrafeedback_structured_output():
 
 
 def test_ultrafeedback_prompt_follows_the_paper_and_the_row():
-    judge = ultrafeedback(aspect="truthfulness")
+    judge = ultrafeedback_task(aspect="truthfulness")
     chat = judge.chat_for({"instruction": "Capital of Peru?", "generations": ["Lima", "Cusco", "Lima."]})
     assert chat[0]["role"] == "system" and "3 text outputs" in chat[0]["content"]
     user = chat[1]["content"]
@@ -155,11 +155,11 @@ def test_ultrafeedback_prompt_follows_the_paper_and_the_row():
 
 def test_ultrafeedback_rejects_bad_options_and_inputs():
     with pytest.raises(ValueError, match="unknown aspect 'style'"):
-        ultrafeedback(aspect="style")
+        ultrafeedback_task(aspect="style")
     with pytest.raises(ValueError, match="untyped layout"):
-        ultrafeedback(aspect="helpfulness", ratings=[(1, "a"), (2, "b")])
+        ultrafeedback_task(aspect="helpfulness", ratings=[(1, "a"), (2, "b")])
     with pytest.raises(TypeError, match="column 'generations' must be a non-empty list"):
-        ultrafeedback().chat_for({"instruction": "x", "generations": "just one string"})
+        ultrafeedback_task().chat_for({"instruction": "x", "generations": "just one string"})
 
 
 def test_ultrafeedback_plan_generates_then_judges_with_one_request_per_answer():
@@ -169,7 +169,7 @@ def test_ultrafeedback_plan_generates_then_judges_with_one_request_per_answer():
         return "answer to " + chat[-1]["content"]
 
     model = scripted_model(answer)
-    out = ultrafeedback_plan(num_generations=2).run(pl.DataFrame({"instruction": ["a", "b", "c"]}), model=model, cache=False)
+    out = ultrafeedback(num_generations=2).run(pl.DataFrame({"instruction": ["a", "b", "c"]}), model=model, cache=False)
     assert model.calls == 3 * 2 + 3
     assert out["generations"].to_list() == [["answer to a"] * 2, ["answer to b"] * 2, ["answer to c"] * 2]
     assert out["ratings"].to_list() == [[5, 1]] * 3
@@ -178,7 +178,7 @@ def test_ultrafeedback_plan_generates_then_judges_with_one_request_per_answer():
 def test_ultrafeedback_plan_skips_generation_when_generations_exist():
     model = scripted_model(["#### Output for Text 1\nRating: 3\nRationale: Ok."])
     frame = pl.DataFrame({"instruction": ["q"], "generations": [["only answer"]]})
-    out = ultrafeedback_plan(num_generations=4).run(frame, model=model, cache=False)
+    out = ultrafeedback(num_generations=4).run(frame, model=model, cache=False)
     assert model.calls == 1
     assert out["ratings"].to_list() == [[3]]
 
@@ -383,7 +383,7 @@ def test_evol_instruct_then_ultrafeedback_end_to_end():
 
     model = scripted_model(answer)
     frame = pl.DataFrame({"instruction": ["Explain photosynthesis.", "Write a haiku about rain."]})
-    out = (evol.evol_instruct_plan(num_evolutions=3) >> ultrafeedback_plan()).run(frame, model=model, cache=False)
+    out = (evol.evol_instruct(n=3) >> ultrafeedback()).run(frame, model=model, cache=False)
     assert out.height == 2
     assert model.calls == 2 * (3 + 4 + 1)
     assert out["evolved_instruction"].to_list() == [
@@ -404,7 +404,7 @@ def test_evol_instruct_then_ultrafeedback_end_to_end():
 def test_template_echoes_are_not_read_as_answers():
     """Small models copy the prompt's format lines; those must not become labels."""
     echo = "#### Output for Text 1\nRating: [Rating for text 1]\nRationale: [Rationale for the rating in short sentences]"
-    parsed = ultrafeedback(num_generations=1).read(echo)
+    parsed = ultrafeedback_task(num_generations=1).read(echo)
     assert parsed.values["ratings"] == [None]
     assert "rating for text 1 is '[Rating for text 1]', not a number" in parsed.error
     format_line = 'The output format should look as follows: "Feedback: (write a feedback for criteria) [RESULT] (an integer number between 1 and 5)"'
@@ -419,10 +419,10 @@ def test_structured_output_schemas_constrain_count_and_range():
         name = schema["$ref"].split("/")[-1]
         return schema["$defs"][name]["properties"][field], schema["$defs"]
 
-    items, defs = props(ultrafeedback(num_generations=3).schema_type, "assessments")
+    items, defs = props(ultrafeedback_task(num_generations=3).schema_type, "assessments")
     assert (items["minItems"], items["maxItems"]) == (3, 3)
     assert defs["TextRating"]["properties"]["rating"] == {"type": "integer", "minimum": 1, "maximum": 5}
-    custom, defs = props(ultrafeedback(ratings=[(0, "bad"), (1, "good")]).schema_type, "assessments")
+    custom, defs = props(ultrafeedback_task(ratings=[(0, "bad"), (1, "good")]).schema_type, "assessments")
     assert "maxItems" not in custom
     assert defs["TextRating"]["properties"]["rating"]["maximum"] == 1
     scores, _ = props(judgelm(num_generations=2).schema_type, "scores")
@@ -437,7 +437,7 @@ def test_ultrafeedback_json_cut_short_keeps_complete_assessments():
         '{\n  "assessments" : [\n    {\n      "rating" : 5,\n      "rationale" : "Names \\"Paris\\" correctly"\n    },\n'
         '    {\n      "rating" : 4,\n      "rationale" : "The sentence is very good, and it is very honest, and it'
     )
-    parsed = ultrafeedback(num_generations=2).read(raw)
+    parsed = ultrafeedback_task(num_generations=2).read(raw)
     assert parsed.values == {"ratings": [5, None], "rationales": ['Names "Paris" correctly', None]}
     assert parsed.error.startswith("the JSON answer is incomplete")
     assert parsed.error.endswith("rating for text 2 missing")
@@ -454,7 +454,7 @@ def test_judgelm_json_cut_short_keeps_the_scores():
 
 def test_honesty_not_applicable_is_none_with_a_reason():
     text = "##### Output for Text 1\nRating: N/A\nRationale: Creative writing.\n##### Output for Text 2\nRating: 5\nRationale: Sure."
-    parsed = ultrafeedback(aspect="honesty").read(text)
+    parsed = ultrafeedback_task(aspect="honesty").read(text)
     assert parsed.values == {"ratings": [None, 5], "rationales": ["Creative writing.", "Sure."]}
     assert parsed.error == "rating for text 1 is 'N/A'"
 

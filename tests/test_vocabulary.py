@@ -26,13 +26,13 @@ LIST = pl.List(pl.String())
 CHAT = pl.List(pl.Struct({"role": S, "content": S}))
 FRAMES = {
     # what a plan is compiled against: the columns its documentation says it reads
-    "eliminate_failed_evolutions_plan": {"instruction": S, "evolved_instruction": S, "answer": S},
-    "evol_complexity_generator_plan": {"topic": S},
-    "evol_complexity_plan": {"instruction": S},
-    "evol_instruct_generator_plan": {"topic": S},
-    "evol_instruct_plan": {"instruction": S},
-    "evol_quality_plan": {"instruction": S, "response": S},
-    "ultrafeedback_plan": {"instruction": S},
+    "eliminate_failed_evolutions": {"instruction": S, "evolved_instruction": S, "answer": S},
+    "evol_complexity_generator": {"topic": S},
+    "evol_complexity": {"instruction": S},
+    "evol_instruct_generator": {"topic": S},
+    "evol_instruct": {"instruction": S},
+    "evol_quality": {"instruction": S, "response": S},
+    "ultrafeedback": {"instruction": S},
 }
 
 
@@ -71,17 +71,21 @@ def vocabulary() -> dict[str, dict]:
 def test_every_constructor_says_by_name_and_type_whether_it_returns_a_task_or_a_plan():
     for name in T.TASKS:
         built = getattr(T, name)()
-        assert isinstance(built, Task) and not name.endswith("_plan"), name
+        assert isinstance(built, Task), name
         assert typing.get_type_hints(getattr(T, name))["return"] is Task, name
+        if name.endswith("_task"):  # the one-call task of a plan of the same paper
+            assert name.removesuffix("_task") in T.PLANS, name
     for name in T.PLANS:
-        assert isinstance(getattr(T, name)(), Plan) and name.endswith("_plan"), name
+        assert isinstance(getattr(T, name)(), Plan), name
         assert typing.get_type_hints(getattr(T, name))["return"] is Plan, name
+        assert f"{name}_task" in T.TASKS or not any(t.startswith(name) for t in T.TASKS), name
+    assert str(T.evol_instruct(n=3) >> T.ultrafeedback()).startswith("Plan")  # the README's headline
     assert set(T.TASKS) | set(T.PLANS) | {"TASKS", "PLANS", "elimination_reason", "ultrafeedback_principles", "wizardlm_mutations"} == set(T.__all__)
 
 
 def test_one_name_per_concept_across_the_catalogue():
     params = {p.split(":")[0] for entry in vocabulary().values() for p in entry["parameters"]}
-    for retired in ("n", "num_responses", "include_original_instruction", "include_original_response", "answer_task", "generator"):
+    for retired in ("num_evolutions", "num_responses", "include_original_instruction", "include_original_response", "answer_task", "generator"):
         assert retired not in params, retired
     outputs = {c for entry in vocabulary().values() for c in entry["outputs"]}
     assert "rationale" not in outputs and "responses" not in outputs

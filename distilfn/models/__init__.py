@@ -1,6 +1,7 @@
-"""Model backends: plain functions, OpenAI-compatible servers, the embedded local model.
+"""Model backends: plain functions, OpenAI-compatible servers, offline batch APIs, the
+embedded local model.
 
-``openai_compatible`` is imported on first use, so that importing distilfn does not
+``openai_compatible`` and ``openai_batch`` are imported on first use, so that importing distilfn does not
 load aiohttp; ``local`` is cheap to import (the engine is looked for on first use).
 """
 
@@ -17,18 +18,22 @@ __all__ = [
     "LocalModel",
     "LocalModelError",
     "Model",
+    "OpenAIBatch",
     "OpenAICompatible",
     "as_model",
     "bind_models",
     "default_model",
     "is_model",
     "local",
+    "openai_batch",
     "openai_compatible",
 ]
 
 _LAZY = {
     "OpenAICompatible": "distilfn.models.openai",
     "openai_compatible": "distilfn.models.openai",
+    "OpenAIBatch": "distilfn.models.batch_api",
+    "openai_batch": "distilfn.models.batch_api",
     "default_model": "distilfn.models.default",
 }
 

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
 from distilfn._types import Chat
 
-__all__ = ["Generation", "Model", "is_model"]
+__all__ = ["RUN_SLOT", "EndpointStats", "Generation", "Model", "is_model", "outside_run_slot"]
+
+RUN_SLOT: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar("distilfn_run_slot", default=None)
+"""The run-wide slot the interpreter holds while a model answers a request (None outside a run)."""
+
+
+@contextlib.asynccontextmanager
+async def outside_run_slot() -> AsyncIterator[None]:
+    """Give the run's slot back while waiting (a retry sitting out its ``Retry-After`` or
+    backoff is not a request in flight), and take it again before going on.
+
+    The slot is taken back shielded: if the wait is cancelled, the slot still comes back
+    before the interpreter releases it, so the run's count stays right.
+    """
+    slot = RUN_SLOT.get()
+    if slot is None:
+        yield
+        return
+    slot.release()
+    try:
+        yield
+    finally:
+        await asyncio.shield(slot.acquire())
 
 
 class Generation(msgspec.Struct, frozen=True, kw_only=True):
@@ -23,6 +48,38 @@ class Generation(msgspec.Struct, frozen=True, kw_only=True):
     model_name: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+
+
+class EndpointStats(msgspec.Struct, frozen=True, kw_only=True):
+    """What one endpoint of an HTTP model went through since its session opened (one run).
+
+    A model that talks to servers may offer ``endpoint_stats() -> list[EndpointStats]``;
+    the run adds them to its summary.
+
+    Attributes:
+        endpoint: the base URL (never with credentials).
+        requests: HTTP requests sent (retries included).
+        retries: requests that repeated an earlier attempt.
+        throttled: 429 answers.
+        timeouts: requests that ran out of a deadline (connect, first byte, stall, whole).
+        errors: other failed requests (5xx, dropped connections, unreadable 200s).
+        max_in_flight: the most requests in flight at once (the concurrency reached).
+        limit: the adaptive in-flight limit at the end; ``limit_cuts``: times it was cut.
+        retry_after_clamped: ``Retry-After`` values raised to the minimum or capped.
+        slots: what the server said of its slots (llama.cpp ``/props``), or None.
+    """
+
+    endpoint: str
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    timeouts: int = 0
+    errors: int = 0
+    max_in_flight: int = 0
+    limit: int = 0
+    limit_cuts: int = 0
+    retry_after_clamped: int = 0
+    slots: int | None = None
 
 
 @runtime_checkable

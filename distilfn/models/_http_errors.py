@@ -26,7 +26,15 @@ from distilfn.errors import (
     TransportError,
 )
 
-__all__ = ["status_error", "transport_error", "is_retryable", "retry_after_seconds", "parse_duration", "server_message"]
+__all__ = [
+    "is_retryable",
+    "parse_duration",
+    "quota_exhausted",
+    "retry_after_seconds",
+    "server_message",
+    "status_error",
+    "transport_error",
+]
 
 Scrub = Callable[[str], str]
 
@@ -92,14 +100,17 @@ def transport_error(exc: BaseException, *, url: str, scrub: Scrub = str) -> Mode
 
 
 def is_retryable(error: BaseException) -> bool:
-    """Whether another attempt may succeed: transport errors, 408, 409, 429 and 5xx.
+    """Whether another attempt may succeed: transport errors and timeouts, 408, 409, 429,
+    5xx, and server errors without a status (a 200 that is no chat completion).
 
     >>> is_retryable(ServerError("x", status=503)), is_retryable(RequestRejectedError("x", status=400))
     (True, False)
+    >>> is_retryable(ServerError("a 200 with a broken body"))
+    True
     """
     if isinstance(error, AuthenticationError | RequestRejectedError):
         return False
-    if isinstance(error, TransportError):
+    if isinstance(error, TransportError | ServerError | RateLimitError):
         return True
     status = getattr(error, "status", None)
     return status is not None and (status in _RETRYABLE_STATUSES or status >= 500)
@@ -158,6 +169,20 @@ def retry_after_seconds(
     if exhausted:
         return max(exhausted)
     return min(resets.values()) if resets else None
+
+
+def quota_exhausted(headers: Mapping[str, str]) -> bool:
+    """Whether the rate-limit headers say a budget is used up (``x-ratelimit-remaining-*: 0``).
+
+    >>> quota_exhausted({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"})
+    True
+    >>> quota_exhausted({"x-ratelimit-remaining-tokens": "900"}), quota_exhausted({})
+    (False, False)
+    """
+    for name, value in headers.items():
+        if name.lower().startswith("x-ratelimit-remaining-") and value.strip() in ("0", "0.0"):
+            return True
+    return False
 
 
 def parse_duration(text: str) -> float | None:

@@ -1,12 +1,14 @@
-"""A client-side rate limit: a token bucket that tells each caller how long to wait."""
+"""Client-side limits: a token bucket for request/token budgets, and the adaptive (AIMD)
+concurrency limit of one endpoint."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
-__all__ = ["TokenBucket"]
+__all__ = ["AdaptiveLimit", "TokenBucket"]
 
 
 class TokenBucket:
@@ -45,3 +47,102 @@ class TokenBucket:
         delay = self.reserve(cost)
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+class AdaptiveLimit:
+    """How many requests one endpoint may have in flight, found by AIMD over round trips.
+
+    It starts at ``start`` and judges each round trip: a window of as many answers as the
+    limit. When more than ``tolerance`` of a window's answers were pushed back (429, 503,
+    a timeout), the limit is halved (never below 1); otherwise, if the limit was reached
+    in that window, it grows by one, up to ``ceiling`` (none: no ceiling of its own).
+    Until the first cut it grows by one per success instead (slow start), so a server
+    with room is filled in a few round trips. The tolerance keeps a quota's scattered
+    429s from cutting the limit of a server that is not full; a full server pushes back
+    much more than that. It does not grow while answers come back slower than twice the
+    fastest seen (plus 50 ms): a server that queues what it cannot serve (llama.cpp with
+    all slots busy) says so by its latency long before requests time out. Pure
+    bookkeeping: no clock, no lock, no event-loop object (the caller measures latency).
+
+    >>> limit = AdaptiveLimit(4, ceiling=6)
+    >>> for _ in range(4):
+    ...     limit.acquire()
+    >>> limit.room()
+    False
+    >>> for _ in range(4):
+    ...     limit.release(overload=True)   # a whole round trip pushed back: halved
+    >>> limit.value, limit.room(), limit.cuts
+    (2, True, 1)
+    >>> for _ in range(2):
+    ...     limit.acquire()
+    >>> limit.release(ok=True); limit.release(ok=True)  # a round trip at the limit, no 429: one more
+    >>> limit.value, limit.peak
+    (3, 4)
+    """
+
+    __slots__ = ("value", "ceiling", "tolerance", "in_flight", "peak", "cuts", "slow_start", "fastest", "_answers",
+                 "_pushed", "_reached", "_queued")
+
+    def __init__(self, start: int, *, ceiling: int | None = None, tolerance: float = 0.2):
+        if start < 1 or (ceiling is not None and ceiling < 1):
+            msg = f"a concurrency limit must be at least 1, got start={start!r}, ceiling={ceiling!r}"
+            raise ValueError(msg)
+        self.ceiling = ceiling
+        self.tolerance = tolerance
+        self.in_flight = 0
+        self.peak = 0  # the most requests in flight at once
+        self.cuts = 0  # times the limit was halved
+        self.fastest = math.inf  # the shortest latency of a successful answer, in seconds
+        self.reset(start)
+
+    def room(self) -> bool:
+        """Whether one more request may go now."""
+        return self.in_flight < self.value
+
+    def acquire(self) -> None:
+        """Count a request in flight."""
+        self.in_flight += 1
+        if self.in_flight > self.peak:
+            self.peak = self.in_flight
+        if self.in_flight >= self.value:
+            self._reached = True
+
+    def release(self, *, ok: bool = False, overload: bool = False, latency: float | None = None) -> None:
+        """A request is over: it succeeded (``ok``, in ``latency`` seconds), was pushed back
+        (``overload``), or neither."""
+        binding = self.in_flight >= self.value  # the limit is what holds requests back now
+        self.in_flight -= 1
+        if not (ok or overload):
+            return
+        self._answers += 1
+        self._pushed += overload
+        queued = False
+        if ok and latency is not None:
+            self.fastest = min(self.fastest, latency)
+            queued = latency > 2 * self.fastest + 0.05
+            self._queued = self._queued or queued
+        if self.slow_start and ok and binding and not queued:
+            self._grow()
+        if self._answers < self.value:
+            return
+        if self._pushed > self.tolerance * self._answers:  # judge the round trip
+            self.value = max(1, self.value // 2)
+            self.cuts += 1
+            self.slow_start = False
+        elif self._reached and not self.slow_start and not self._queued:
+            self._grow()
+        self._answers = self._pushed = 0
+        self._reached = self.in_flight >= self.value
+        self._queued = False
+
+    def _grow(self) -> None:
+        if self.ceiling is None or self.value < self.ceiling:
+            self.value += 1
+
+    def reset(self, start: int) -> None:
+        """Forget the requests in flight (their event loop is gone) and start again from ``start``."""
+        self.in_flight = 0
+        self.value = min(start, self.ceiling) if self.ceiling is not None else start
+        self.slow_start = True
+        self._answers = self._pushed = 0
+        self._reached = self._queued = False

@@ -17,6 +17,7 @@ The choice is printed once to stderr, without any key.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -57,8 +58,8 @@ def default_model(*, environ: Mapping[str, str] | None = None, stream: TextIO | 
         if choice.lower() == "local":
             return _local(stream)
         if choice.lower().startswith(("http://", "https://")):
-            key = env.get("DISTILFN_API_KEY") or env.get("OPENAI_API_KEY") or ""
-            return _remote(choice, name, key, "DISTILFN_MODEL", stream)
+            key_env = "DISTILFN_API_KEY" if env.get("DISTILFN_API_KEY") else "OPENAI_API_KEY"
+            return _remote(choice, name, env.get(key_env) or "", "DISTILFN_MODEL", stream, key_env=key_env)
         msg = f"DISTILFN_MODEL must be 'local' or the http(s) URL of an OpenAI-compatible server; got {choice!r}"
         raise ValueError(msg)
     base_url = (env.get("OPENAI_BASE_URL") or "").strip()
@@ -72,6 +73,8 @@ def served_models(base_url: str, *, api_key: str | None = None, timeout: float =
     """The model ids an OpenAI-compatible server lists at ``GET {base_url}/models``.
 
     One blocking request (the standard library's client: this runs once, before any loop).
+    A redirect is followed only within the same scheme, host and port: the key, and the
+    choice of model, stay with the configured server.
 
     >>> served_models("file:///etc")
     Traceback (most recent call last):
@@ -85,11 +88,17 @@ def served_models(base_url: str, *, api_key: str | None = None, timeout: float =
         if urlsplit(base_url).scheme not in ("http", "https"):
             raise ValueError(base_url)  # urllib would also open file:// and ftp:// URLs
         request = urllib.request.Request(f"{base_url.rstrip('/')}/models", headers=headers)
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) checked above
+        with _opener().open(request, timeout=timeout) as response:  # http(s) checked above
             body = response.read()
     except urllib.error.HTTPError as exc:
         status, body = exc.code, b""
         exc.close()
+        if 300 <= status < 400:
+            msg = (
+                f"{shown} answered {status} when listing its models (a redirect to another host, not followed so "
+                "that the key stays with the configured server); set the URL to the final one"
+            )
+            raise ModelError(msg, status=status) from None
     except (OSError, ValueError) as exc:  # URLError, refused, timed out, bad URL
         msg = f"could not list the models of {shown}: {type(exc).__name__}; set DISTILFN_MODEL_NAME to skip this lookup"
         raise TransportError(msg) from None
@@ -109,6 +118,22 @@ def served_models(base_url: str, *, api_key: str | None = None, timeout: float =
     return ids
 
 
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same scheme, host and port (else urllib raises the 3xx)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        old, new = urlsplit(req.full_url), urlsplit(newurl)
+        if (old.scheme, old.hostname, old.port) != (new.scheme, new.hostname, new.port):
+            return None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    """urllib's opener with :class:`_SameOriginRedirects` (made on first use: it reads the proxy settings)."""
+    return urllib.request.build_opener(_SameOriginRedirects)
+
+
 def _local(stream: TextIO | None) -> LocalModel:
     global _shared_local
     with _lock:
@@ -119,18 +144,21 @@ def _local(stream: TextIO | None) -> LocalModel:
     return model
 
 
-def _remote(url: str, name: str | None, api_key: str, source: str, stream: TextIO | None) -> Any:
+def _remote(url: str, name: str | None, api_key: str, source: str, stream: TextIO | None,
+            *, key_env: str = "OPENAI_API_KEY") -> Any:
     """An OpenAI-compatible model; ``api_key`` "" sends none (and stops the backend from
-    falling back to ``os.environ``, which may differ from the ``environ`` given)."""
-    from distilfn.models.openai import openai_compatible
+    falling back to ``os.environ``, which may differ from the ``environ`` given); a pickled
+    copy reads its key from ``key_env``."""
+    from distilfn.models.openai import openai_compatible, refuse_userinfo
 
+    refuse_userinfo(url, source)
     if name is None:
         ids = served_models(url, api_key=api_key or None)
         if not ids:
             msg = f"{_redact(url)} (from {source}) serves no model; set DISTILFN_MODEL_NAME"
             raise ModelError(msg)
         name = ids[0]
-    model = openai_compatible(url, model=name, api_key=api_key)
+    model = openai_compatible(url, model=name, api_key=api_key, api_key_env=key_env)
     _notice(f"distilfn: using model {name!r} at {_redact(url)} (from {source})", stream)
     return model
 

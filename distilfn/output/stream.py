@@ -46,6 +46,7 @@ from distilfn.output.manifest import (
 
 __all__ = [
     "StreamedOutput",
+    "header_change",
     "Resume",
     "IncompleteOutputWarning",
     "parts_dir",
@@ -192,21 +193,10 @@ class StreamedOutput:
         fsync_dir(self.path.parent)
 
     def _check(self, old: Header, where: str) -> None:
-        new = self.header
-        if old.version != new.version:
-            problem = f"it was written by another version of distilfn's output format ({old.version})"
-        elif old.format != new.format:
-            problem = f"it was started as {old.format}, not {new.format}"
-        elif old.input_rows != new.input_rows or old.input_digest != new.input_digest:
-            problem = "the input changed since it was started: " + _input_change(old, new)
-        elif old.plan != new.plan:
-            problem = "the plan changed since it was started: " + _plan_change(old.plan_lines, new.plan_lines)
-        elif old.schema != new.schema:
-            problem = "its output schema differs from this plan's"
-        else:
-            return
-        msg = f"cannot resume {str(self.path)!r} ({where}): {problem}; {_RESTART}"
-        raise ResumeRefusedError(msg)
+        problem = header_change(old, self.header)
+        if problem is not None:
+            msg = f"cannot resume {str(self.path)!r} ({where}): {problem}; {_RESTART}"
+            raise ResumeRefusedError(msg)
 
     def _final_intact(self, final: Final) -> bool:
         """Whether the final file is the one ``final`` describes (its checksum and size)."""
@@ -360,6 +350,21 @@ def _sorted(lf: pl.LazyFrame, work: Path, *, rows_per_piece: int) -> pl.LazyFram
         )
         pieces.append(piece)
     return pl.concat([pl.scan_parquet(p) for p in pieces], how="vertical")
+
+
+def header_change(old: Header, new: Header) -> str | None:
+    """What differs between the header an output was started with and this run's, or None."""
+    if old.version != new.version:
+        return f"it was written by another version of distilfn's output format ({old.version})"
+    if old.format != new.format:
+        return f"it was started as {old.format}, not {new.format}"
+    if old.input_rows != new.input_rows or old.input_digest != new.input_digest:
+        return "the input changed since it was started: " + _input_change(old, new)
+    if old.plan != new.plan:
+        return "the plan changed since it was started: " + _plan_change(old.plan_lines, new.plan_lines)
+    if old.schema != new.schema:
+        return "its output schema differs from this plan's"
+    return None
 
 
 def _input_change(old: Header, new: Header) -> str:

@@ -8,15 +8,36 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from distilfn.compile import Compiled
+from distilfn.meta import MODEL_META
 from distilfn.run.columns import build_column
 from distilfn.tree import Unit
 
-__all__ = ["Sources", "assemble", "gathered_columns"]
+__all__ = ["Sources", "assemble", "gathered_columns", "model_name_of"]
+
+_MODEL_NAME_FIELD = [f.name for f in MODEL_META.fields].index("model_name")
+
+
+def model_name_of(record: Any) -> str | None:
+    """The model name in a model step's metadata value: a record, or (inside a group or an
+    evolve) a list of them, whose last named answer counts.
+
+    >>> model_name_of([(None, "a", "m1", 1, 1, None, False), (None, None, None, None, None, "skipped", False)])
+    'm1'
+    """
+    if isinstance(record, tuple):
+        return record[_MODEL_NAME_FIELD]
+    if isinstance(record, list):
+        for item in reversed(record):
+            name = model_name_of(item)
+            if name is not None:
+                return name
+    return None
 
 
 def gathered_columns(compiled: Compiled) -> list[str]:
@@ -92,7 +113,11 @@ def assemble(compiled: Compiled, finished: Sequence[tuple[int, list[Unit]]], sou
         if column.source is not None and column.slot == column.source:
             series.append(inputs[column.source].alias(column.name))
             continue
-        built, bad = build_column(column.name, [u.values.get(column.slot) for u in units], column.dtype)
+        if column.pick is not None:
+            values = [model_name_of(u.values.get(column.slot)) for u in units]
+        else:
+            values = [u.values.get(column.slot) for u in units]
+        built, bad = build_column(column.name, values, column.dtype)
         if bad:
             row, problem = next(iter(bad.items()))
             warnings.warn(

@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from distilfn.compile import Compiled
-from distilfn.errors import FatalModelError, RunAbortedError
-from distilfn.models._base import Generation
+from distilfn.errors import BudgetExceededError, FatalModelError, RunAbortedError
+from distilfn.models._base import RUN_SLOT, Generation
 from distilfn.run.answers import Answer, safe_text
 from distilfn.run.cache import RequestCache, RequestKeys
-from distilfn.run.options import RunOptions
+from distilfn.run.cost import model_url, price_table
+from distilfn.run.options import RunOptions, run_concurrency
 from distilfn.run.stats import RunStats, StepStats
 from distilfn.steps.call import Call
 from distilfn.tree import Unit, run_nodes
@@ -83,6 +84,8 @@ class Interpreter:
         self.compiled = compiled
         self.models = dict(models)
         self.options = options
+        self.limit = run_concurrency(options, self.models.values())
+        """Requests in flight across the run (see :func:`run_concurrency`)."""
         self.cache = cache
         self.stats = stats if stats is not None else RunStats()
         self.dry = dry
@@ -93,6 +96,7 @@ class Interpreter:
         self._slots: asyncio.Semaphore | None = None
         self._caps: dict[int, asyncio.Semaphore] = {}
         self._reader: _BatchedReader | None = None
+        self.prices = None if dry else price_table(options.prices)
 
     # -- the Context nodes see --------------------------------------------------------
     def step_stats(self, label: str) -> StepStats:
@@ -179,10 +183,13 @@ class Interpreter:
             await cap.acquire()
         try:
             async with self._slots:  # type: ignore[union-attr]
+                if self.options.max_cost is not None:
+                    self._check_budget()
                 run.in_flight += 1
                 if run.in_flight > run.max_in_flight:
                     run.max_in_flight = run.in_flight
                 stats.requests += 1
+                slot = RUN_SLOT.set(self._slots)  # a model may give it back while it waits to retry
                 try:
                     (result,) = await model.agenerate([chat], n=n, schema=schema, **params)
                 except FatalModelError:
@@ -191,12 +198,12 @@ class Interpreter:
                     result = exc
                 finally:
                     run.in_flight -= 1
+                    RUN_SLOT.reset(slot)
         finally:
             if cap is not None:
                 cap.release()
         if isinstance(result, Generation) and len(result.texts) == n:
-            stats.input_tokens += result.input_tokens or 0
-            stats.output_tokens += result.output_tokens or 0
+            self._record(stats, model, result)
             answers = self._answers(result, model)
         elif isinstance(result, FatalModelError):
             raise result
@@ -209,6 +216,38 @@ class Interpreter:
         if answers[0].error is not None:
             self._check_error_rate(answers[0].error)
         return answers
+
+    def _record(self, stats: StepStats, model: Any, result: Generation) -> None:
+        """Count the tokens of an answered request and price them (None when the model has no price)."""
+        name = result.model_name or getattr(model, "name", None) or type(model).__name__
+        tokens_in, tokens_out = result.input_tokens or 0, result.output_tokens or 0
+        cost = None if self.prices is None else self.prices.cost(name, model_url(model), tokens_in, tokens_out)
+        self.stats.record(stats, name, tokens_in, tokens_out, cost)
+
+    def _check_budget(self) -> None:
+        """Send no request once the projected cost of those sent passes ``max_cost``."""
+        limit = self.options.max_cost
+        projected = self.stats.projected_cost()
+        if limit is not None and projected >= limit:
+            msg = (
+                f"stopping: the requests sent would cost about ${projected:.4f}, which reaches max_cost=${limit:g} "
+                f"(spent ${self.stats.cost:.4f}, {self.stats.in_flight} requests in flight). The finished rows are kept "
+                "and the answers cached: raise max_cost (--max-cost) and run again to go on."
+            )
+            raise BudgetExceededError(msg)
+
+    def _check_prices(self) -> None:
+        """With ``max_cost``, every bound model must have a price, before the first request."""
+        if self.options.max_cost is None:
+            return
+        for model in {id(m): m for m in self.models.values()}.values():
+            name = getattr(model, "name", None) or type(model).__name__
+            if self.prices is None or not self.prices.known(name, model_url(model)):
+                msg = (
+                    f"max_cost needs a price for the model {name!r}, and none is known; give one, "
+                    f"prices={{{name!r}: (input, output)}} in dollars per million tokens (--price {name}=IN,OUT)"
+                )
+                raise ValueError(msg)
 
     def _answers(self, result: Generation, model: Any) -> list[Answer]:
         """One answer per sample of ``result``; usage is recorded on the first so that sums are right."""
@@ -248,7 +287,7 @@ class Interpreter:
     # -- driving rows -----------------------------------------------------------------
     def _open(self) -> None:
         """Loop-bound state, made fresh for every run (models and options hold none)."""
-        limit = self.options.max_concurrency
+        limit = self.limit
         self._slots = asyncio.Semaphore(limit)
         self._caps = {}
         for model in {id(m): m for m in self.models.values()}.values():
@@ -276,8 +315,9 @@ class Interpreter:
         the first error that stops the run (authentication, the error rate) cancels
         everything and propagates.
         """
+        self._check_prices()
         self._open()
-        window = window or max(256, 4 * self.options.max_concurrency)
+        window = window or max(256, 4 * self.limit)
         tree = self.compiled.tree
         stats = self.stats
         pending = iter(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -20,7 +21,10 @@ class RunResult(type(Path())):  # a Path: pl.read_parquet(result) and open(resul
 
     ``failed`` is the number of input rows with an error in their outputs; running the
     same call again re-sends exactly their failed requests. ``already_complete`` says
-    the output was finished by an earlier run and nothing was done.
+    the output was finished by an earlier run and nothing was done. ``stats`` holds this
+    run's counters (tokens and cost per step and model: ``stats.usage``), ``plan`` the plan
+    that wrote it and ``input_schema`` its input's (what :func:`distilfn.hub.save` describes
+    in the dataset card).
     """
 
     rows_in: int
@@ -28,15 +32,34 @@ class RunResult(type(Path())):  # a Path: pl.read_parquet(result) and open(resul
     failed: int
     requests: int
     already_complete: bool
+    stats: Any
+    plan: Any
+    input_schema: Any
 
     @classmethod
     def of(cls, path: Path, *, rows_in: int, rows_out: int, failed: int, requests: int = 0,
-           already_complete: bool = False) -> RunResult:
+           already_complete: bool = False, stats: Any = None, plan: Any = None, input_schema: Any = None) -> RunResult:
         """The result for ``path`` with its counts."""
         result = cls(path)
         result.rows_in, result.rows_out, result.failed = rows_in, rows_out, failed
         result.requests, result.already_complete = requests, already_complete
+        result.stats, result.plan, result.input_schema = stats, plan, input_schema
         return result
+
+    @property
+    def input_tokens(self) -> int:
+        """Input tokens this run sent (0 when nothing was done)."""
+        return self.stats.input_tokens if self.stats is not None else 0
+
+    @property
+    def output_tokens(self) -> int:
+        """Output tokens this run received."""
+        return self.stats.output_tokens if self.stats is not None else 0
+
+    @property
+    def cost(self) -> float:
+        """US dollars of this run's priced requests (see ``stats.unpriced`` for models without a price)."""
+        return self.stats.cost if self.stats is not None else 0.0
 
     @property
     def path(self) -> Path:

@@ -35,7 +35,7 @@ from distilfn.run.result import RunResult, warn_failed
 from distilfn.run.stats import RunStats
 from distilfn.tree import Unit
 
-__all__ = ["run_plan", "arun_plan", "run_plan_to", "arun_plan_to", "sync"]
+__all__ = ["run_plan", "arun_plan", "run_plan_to", "arun_plan_to", "run_frame", "sync"]
 
 _AGAIN = "Running the same call again re-sends only their failed requests (answers that arrived are cached)."
 
@@ -75,6 +75,7 @@ class Session:
         self.models = bind_models(model, set(compiled.roles.values()))
         compiled.check_roles(set(self.models))
         self.stats = options.stats if options.stats is not None else RunStats()
+        self.stats.models = self.models
         self.cache: Any = None
         self._owns_cache = False
 
@@ -87,6 +88,10 @@ class Session:
             self.cache = open_cache(option)
             self._owns_cache = self.cache is not option
         self.stats.started = time.perf_counter()
+        for m in {id(m): m for m in self.models.values()}.values():
+            bind = getattr(m, "bind_run", None)  # batch models record their batches in the cache
+            if bind is not None:
+                bind(cache=self.cache, stats=self.stats)
         self.interpreter = Interpreter(self.compiled, self.models, self.options, cache=self.cache, stats=self.stats)
         return self
 
@@ -94,6 +99,9 @@ class Session:
         self.stats.finished = time.perf_counter()
         try:
             for m in {id(m): m for m in self.models.values()}.values():
+                endpoints = getattr(m, "endpoint_stats", None)
+                if endpoints is not None:
+                    self.stats.endpoints.extend(endpoints())
                 close = getattr(m, "aclose", None)
                 if close is not None:
                     await close()
@@ -102,9 +110,13 @@ class Session:
                 self.cache.close()
 
     def progress(self, total: int | None) -> Progress:
-        show = progress_wanted(self.options.progress)
+        quiet = self.options.quiet
+        option = self.options.progress
+        lines = option == "lines" and not quiet
+        show = not quiet and progress_wanted(None if lines else option)
         summary = self.options.summary
-        return Progress(self.stats, total, enabled=show, summary=show if summary is None else summary)
+        return Progress(self.stats, total, enabled=show, summary=not quiet if summary is None else summary and not quiet,
+                        lines=lines)
 
 
 def _rows(frame: pl.DataFrame, reads: tuple[str, ...], offset: int, pending: np.ndarray | None) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -137,17 +149,25 @@ async def _run(plan: Plan, data: Any, model: Any, options: RunOptions) -> tuple[
     if options.limit is not None:
         frame = frame.head(options.limit)
     compiled = plan.compile(frame.schema)
+    async with Session(compiled, model, options) as session:
+        async with session.progress(frame.height):
+            out = await run_frame(session.interpreter, frame)
+    return out, session.stats.rows_failed, frame.height
+
+
+async def run_frame(interpreter: Interpreter, frame: pl.DataFrame) -> pl.DataFrame:
+    """Every row of ``frame`` through ``interpreter``, assembled once into the compiled schema
+    (``run`` does this for its whole input, a Ray actor for each block)."""
+    compiled = interpreter.compiled
     finished: list[list[Unit] | None] = [None] * frame.height
 
     def on_done(index: int, units: list[Unit]) -> None:
         finished[index] = units
 
-    async with Session(compiled, model, options) as session:
-        async with session.progress(frame.height):
-            await session.interpreter.run(_rows(frame, compiled.reads, 0, None), on_done)
+    await interpreter.run(_rows(frame, compiled.reads, 0, None), on_done)
     rows = [(i, units) for i, units in enumerate(finished) if units is not None]
     out, _ = assemble(compiled, rows, Sources.of(frame, gathered_columns(compiled)))
-    return out, session.stats.rows_failed, frame.height
+    return out
 
 
 class _ChunkWriter:
@@ -246,7 +266,8 @@ async def _run_to(plan: Plan, data: Any, out: Any, model: Any, options: RunOptio
         if resume.complete:
             final = resume.final
             assert final is not None
-            return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=0, already_complete=True)
+            return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=0, already_complete=True,
+                                stats=session.stats, plan=plan, input_schema=schema)
         done = resume.done
         sources = Sources(gathered_columns(compiled), schema)
         writer = _ChunkWriter(output, compiled, sources, options.chunk_rows)
@@ -275,4 +296,5 @@ async def _run_to(plan: Plan, data: Any, out: Any, model: Any, options: RunOptio
                 raise
             writer.flush()
         final = output.finalize()
-    return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=len(final.failed), requests=session.stats.requests)
+    return RunResult.of(path, rows_in=fingerprint.rows, rows_out=final.rows, failed=len(final.failed),
+                        requests=session.stats.requests, stats=session.stats, plan=plan, input_schema=schema)

@@ -1,28 +1,30 @@
 """The task catalogue: one module per paper, prompts in ``templates/`` with citations.
 
-One vocabulary (see the README's catalogue): a constructor whose name ends in ``_plan``
-returns a :class:`~distilfn.plan.Plan` (several steps); every other returns a
-:class:`~distilfn.task.Task` (one model call).
+One vocabulary (see the README's catalogue): the constructors in :data:`PLANS` return a
+:class:`~distilfn.plan.Plan` (several steps) and carry the paper's method name
+(``evol_instruct(n=3) >> ultrafeedback()``); those in :data:`TASKS` return a
+:class:`~distilfn.task.Task` (one model call), and the one-call task a plan of the same
+paper is built from ends in ``_task`` (``evol_instruct_task()``, ``ultrafeedback_task()``).
 """
 
 from distilfn.tasks.chat_generation import chat_generation
 from distilfn.tasks.deita_scorers import complexity_scorer, quality_scorer
-from distilfn.tasks.elimination import eliminate_failed_evolutions_plan, elimination_reason, equal_prompts_judge
-from distilfn.tasks.evol_complexity import evol_complexity_generator_plan, evol_complexity_plan
+from distilfn.tasks.elimination import eliminate_failed_evolutions, elimination_reason, equal_prompts_judge
+from distilfn.tasks.evol_complexity import evol_complexity_generator, evol_complexity
 from distilfn.tasks.evol_instruct import (
+    evol_instruct_task,
+    evol_instruct_generator,
     evol_instruct,
-    evol_instruct_generator_plan,
-    evol_instruct_plan,
     fresh_start,
     wizardlm_mutations,
 )
-from distilfn.tasks.evol_quality import evol_quality, evol_quality_plan
+from distilfn.tasks.evol_quality import evol_quality_task, evol_quality
 from distilfn.tasks.judgelm import judgelm
 from distilfn.tasks.prometheus import prometheus
 from distilfn.tasks.self_instruct import self_instruct
 from distilfn.tasks.text_generation import text_generation, ultrafeedback_principles
 from distilfn.tasks.ultracm import ultracm
-from distilfn.tasks.ultrafeedback import ultrafeedback, ultrafeedback_plan
+from distilfn.tasks.ultrafeedback import ultrafeedback_task, ultrafeedback
 from distilfn.tasks.ultrajudge import ultrajudge
 from distilfn.tasks.urial import urial
 
@@ -30,8 +32,8 @@ TASKS = (
     "chat_generation",
     "complexity_scorer",
     "equal_prompts_judge",
-    "evol_instruct",
-    "evol_quality",
+    "evol_instruct_task",
+    "evol_quality_task",
     "fresh_start",
     "judgelm",
     "prometheus",
@@ -39,20 +41,20 @@ TASKS = (
     "self_instruct",
     "text_generation",
     "ultracm",
-    "ultrafeedback",
+    "ultrafeedback_task",
     "ultrajudge",
     "urial",
 )
 """The constructors that return a Task."""
 
 PLANS = (
-    "eliminate_failed_evolutions_plan",
-    "evol_complexity_generator_plan",
-    "evol_complexity_plan",
-    "evol_instruct_generator_plan",
-    "evol_instruct_plan",
-    "evol_quality_plan",
-    "ultrafeedback_plan",
+    "eliminate_failed_evolutions",
+    "evol_complexity_generator",
+    "evol_complexity",
+    "evol_instruct_generator",
+    "evol_instruct",
+    "evol_quality",
+    "ultrafeedback",
 )
 """The constructors that return a Plan."""
 

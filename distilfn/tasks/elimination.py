@@ -6,7 +6,7 @@ An evolution fails when
 3. the answer holds only punctuation and stop words;
 4. the evolved instruction copies words of the evolving prompt ("given prompt", ...).
 
-:func:`eliminate_failed_evolutions_plan` flags rows with ``eliminated`` and
+:func:`eliminate_failed_evolutions` flags rows with ``eliminated`` and
 ``elimination_reason`` (or drops them with ``drop=True``); :func:`elimination_reason`
 is the pure rule set, :func:`equal_prompts_judge` the task for rule 1.
 """
@@ -35,7 +35,7 @@ __all__ = [
     "elimination_reason",
     "flag_row",
     "kept",
-    "eliminate_failed_evolutions_plan",
+    "eliminate_failed_evolutions",
 ]
 
 STOP_WORDS = frozenset(
@@ -184,7 +184,7 @@ def kept(row: Row) -> bool:
     return not row["eliminated"]
 
 
-def eliminate_failed_evolutions_plan(
+def eliminate_failed_evolutions(
     *,
     evolved: str = "evolved_instruction",
     original: str = "instruction",
@@ -201,7 +201,7 @@ def eliminate_failed_evolutions_plan(
     own task with a bool output ``equal``. ``drop=True`` removes the failed rows instead of keeping
     them flagged. Works on single columns (``store_evolutions=False``).
 
-    >>> print(eliminate_failed_evolutions_plan(judge_equal=True))
+    >>> print(eliminate_failed_evolutions(judge_equal=True))
     Plan
       1. equal_prompts  [judge]  instruction, evolved_instruction -> equal
       2. eliminate  [map]  evolved_instruction, answer, equal -> eliminated, elimination_reason
@@ -213,17 +213,17 @@ def eliminate_failed_evolutions_plan(
         judge = None
     elif isinstance(judge_equal, Task):
         if "equal" not in judge_equal.output_columns:
-            msg = f"eliminate_failed_evolutions_plan: judge_equal must write an 'equal' column, got outputs {list(judge_equal.output_columns)}"
+            msg = f"eliminate_failed_evolutions: judge_equal must write an 'equal' column, got outputs {list(judge_equal.output_columns)}"
             raise ValueError(msg)
         if judge_equal.output_dtypes["equal"] != pl.Boolean:
             msg = (
-                "eliminate_failed_evolutions_plan: judge_equal must declare its 'equal' column as bool "
+                "eliminate_failed_evolutions: judge_equal must declare its 'equal' column as bool "
                 f"(outputs={{'equal': bool}}), got {judge_equal.output_dtypes['equal']}"
             )
             raise TypeError(msg)
         judge = judge_equal
     else:
-        msg = f"eliminate_failed_evolutions_plan: judge_equal must be None, True or a Task, got {judge_equal!r}"
+        msg = f"eliminate_failed_evolutions: judge_equal must be None, True or a Task, got {judge_equal!r}"
         raise TypeError(msg)
 
     inputs = [evolved] + ([answer] if answer else []) + (["equal"] if judge is not None else [])

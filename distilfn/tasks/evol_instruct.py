@@ -3,8 +3,8 @@
 A rewrite round is a task: for each row a mutation (add constraints, deepening,
 concretizing, increased reasoning steps, complicate input, in-breadth) is chosen from
 the task's ``seed`` and the instruction's text, and the model rewrites the instruction
-with it (:func:`evol_instruct`, a task). :func:`evol_instruct_plan` runs
-``num_evolutions`` rounds with :func:`distilfn.evolve`.
+with it (:func:`evol_instruct`, a task). :func:`evol_instruct` runs
+``n`` rounds with :func:`distilfn.evolve`.
 
 The same machinery serves Deita's Evol Complexity and Evol Quality
 (:mod:`distilfn.tasks.evol_complexity`, :mod:`distilfn.tasks.evol_quality`).
@@ -35,10 +35,10 @@ __all__ = [
     "clean_rewrite",
     "read_rewrite",
     "evol_instruct",
-    "evol_instruct_plan",
+    "evol_instruct",
     "fresh_start",
     "read_fresh",
-    "evol_instruct_generator_plan",
+    "evol_instruct_generator",
     "answering_task",
     "evolution_plan",
     "generator_plan",
@@ -63,7 +63,7 @@ Mutations = tuple[tuple[str, str], ...]
 def wizardlm_mutations() -> dict[str, str]:
     """The packaged WizardLM mutation templates, name -> jinja2 text reading ``{{ instruction }}``.
 
-    Pick a subset or add your own: ``evol_instruct_plan(mutations={**wizardlm_mutations(), "mine": "..."})``.
+    Pick a subset or add your own: ``evol_instruct(mutations={**wizardlm_mutations(), "mine": "..."})``.
 
     >>> list(wizardlm_mutations()) == list(WIZARDLM_MUTATIONS)
     True
@@ -245,7 +245,7 @@ words (in-depth) and prompts of similar length (in-breadth); 512 tokens leave ro
 a long instruction and stop a model that never ends."""
 
 
-def evol_instruct(
+def evol_instruct_task(
     *,
     mutations: Mapping[str, str] | None = None,
     seed: int = 0,
@@ -257,7 +257,7 @@ def evol_instruct(
     The mutation is drawn per row from ``seed`` and the instruction's text.
     ``max_tokens`` defaults to :data:`REWRITE_MAX_TOKENS` (``params`` overrides it).
 
-    >>> step = evol_instruct(seed=1)
+    >>> step = evol_instruct_task(seed=1)
     >>> "Name three red fruits." in step.chat_for({"instruction": "Name three red fruits."})[0]["content"]
     True
     >>> step.read("#Rewritten Prompt#: Name three red fruits and their vitamins.").values
@@ -342,9 +342,9 @@ def _answer_each(answer: Task, *, element: str, listed: str, answered: str, out:
     return explode(listed, into=element) >> answer_one >> group({answered: out})
 
 
-def evol_instruct_plan(
+def evol_instruct(
     *,
-    num_evolutions: int = 1,
+    n: int = 1,
     store_evolutions: bool = False,
     include_original: bool = False,
     generate_answers: bool | Task = False,
@@ -352,7 +352,7 @@ def evol_instruct_plan(
     seed: int = 0,
     name: str = "evol_instruct",
 ) -> Plan:
-    """Evol-Instruct: ``num_evolutions`` rewrite rounds of ``instruction``; a Plan.
+    """Evol-Instruct: ``n`` rewrite rounds of ``instruction``; a Plan.
 
     Output: ``evolved_instruction`` (last round), or with ``store_evolutions`` the list
     ``evolved_instructions`` (original first when ``include_original``).
@@ -360,14 +360,14 @@ def evol_instruct_plan(
     written by :func:`text_generation` (``True``) or by the task given.
     ``instruction`` is kept as it was.
 
-    >>> print(evol_instruct_plan(num_evolutions=3))
+    >>> print(evol_instruct(n=3))
     Plan
       1. evolve x3 (last round)  evol_instruct  [generator]  instruction -> evolved_instruction
     """
-    step = evol_instruct(mutations=mutations, seed=seed, name=name)
+    step = evol_instruct_task(mutations=mutations, seed=seed, name=name)
     return evolution_plan(
         step,
-        n=num_evolutions,
+        n=n,
         store_evolutions=store_evolutions,
         include_original=include_original,
         answer=answering_task(generate_answers, where=name),
@@ -494,10 +494,10 @@ def generator_plan(
     return plan
 
 
-def evol_instruct_generator_plan(
+def evol_instruct_generator(
     *,
     num_instructions: int = 1,
-    num_evolutions: int = 1,
+    n: int = 1,
     min_length: int = 16,
     max_length: int | None = 4096,
     mutations: Mapping[str, str] | None = None,
@@ -506,7 +506,7 @@ def evol_instruct_generator_plan(
     name: str = "evol_instruct_generator",
 ) -> Plan:
     """Write ``num_instructions`` new instructions per input row, then evolve each
-    ``num_evolutions`` times; a Plan.
+    ``n`` times; a Plan.
 
     A plan needs rows: run it on a frame with one row per batch you want, e.g.
     ``plan.run(pl.DataFrame({"topic": ["chemistry", "poetry"]}))`` for ``num_instructions``
@@ -516,18 +516,18 @@ def evol_instruct_generator_plan(
     bytes (UTF-8) are dropped. Outputs: ``seed_instruction`` (the draft), ``instruction``,
     and ``answer`` with ``generate_answers`` (True for :func:`text_generation`, or a task).
 
-    >>> print(evol_instruct_generator_plan(num_instructions=4, num_evolutions=2))
+    >>> print(evol_instruct_generator(num_instructions=4, n=2))
     Plan
       1. fanout x4
           1. fresh_start  [generator]  - -> seed_instruction
           2. evolve x2 (last round)  evol_instruct_generator  [generator]  seed_instruction -> instruction
           3. evol_instruct_generator_length  [filter]  instruction
     """
-    step = evol_instruct(mutations=mutations, seed=seed, name=name)
+    step = evol_instruct_task(mutations=mutations, seed=seed, name=name)
     return generator_plan(
         step,
         num_instructions=num_instructions,
-        n=num_evolutions,
+        n=n,
         min_length=min_length,
         max_length=max_length,
         generate_answers=generate_answers,

@@ -16,7 +16,7 @@ from distilfn.task import Parsed, Task, task
 from distilfn.tasks._templates import template_source
 from distilfn.tasks.evol_instruct import check_mutations, evolution_plan, read_rewrite, render_mutation
 
-__all__ = ["DEITA_QUALITY_MUTATIONS", "RESPONSE_MAX_TOKENS", "deita_quality_mutations", "read_evolved_response", "evol_quality", "evol_quality_plan"]
+__all__ = ["DEITA_QUALITY_MUTATIONS", "RESPONSE_MAX_TOKENS", "deita_quality_mutations", "read_evolved_response", "evol_quality", "evol_quality"]
 
 RESPONSE_MAX_TOKENS = 1024
 """Default ``max_tokens`` of a rewritten response: Deita's methods improve one response
@@ -47,7 +47,7 @@ def read_evolved_response(text: str) -> Parsed:
     return read_rewrite(text, output="evolved_response")
 
 
-def evol_quality(
+def evol_quality_task(
     *,
     mutations: Mapping[str, str] | None = None,
     seed: int = 0,
@@ -58,7 +58,7 @@ def evol_quality(
 
     ``max_tokens`` defaults to :data:`RESPONSE_MAX_TOKENS` (``params`` overrides it).
 
-    >>> step = evol_quality()
+    >>> step = evol_quality_task()
     >>> prompt = step.chat_for({"instruction": "Name a fruit.", "response": "Apple."})[0]["content"]
     >>> "#Given Prompt#:\\nName a fruit." in prompt and "#Given Response#:\\nApple." in prompt
     True
@@ -80,28 +80,28 @@ def evol_quality(
     )
 
 
-def evol_quality_plan(
+def evol_quality(
     *,
-    num_evolutions: int = 1,
+    n: int = 1,
     store_evolutions: bool = False,
     include_original: bool = False,
     mutations: Mapping[str, str] | None = None,
     seed: int = 0,
     name: str = "evol_quality",
 ) -> Plan:
-    """Deita Evol Quality: ``num_evolutions`` rewrites of ``response`` given ``instruction``; a Plan.
+    """Deita Evol Quality: ``n`` rewrites of ``response`` given ``instruction``; a Plan.
 
     Output ``evolved_response`` (last round) or, with ``store_evolutions``, the list
     ``evolved_responses`` (original first when ``include_original``).
 
-    >>> print(evol_quality_plan(num_evolutions=2))
+    >>> print(evol_quality(n=2))
     Plan
       1. evolve x2 (last round)  evol_quality  [generator]  instruction, response -> evolved_response
     """
-    step = evol_quality(mutations=mutations, seed=seed, name=name)
+    step = evol_quality_task(mutations=mutations, seed=seed, name=name)
     return evolution_plan(
         step,
-        n=num_evolutions,
+        n=n,
         store_evolutions=store_evolutions,
         include_original=include_original,
         answer=None,

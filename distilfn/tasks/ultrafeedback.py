@@ -40,7 +40,7 @@ __all__ = [
     "answer_schema",
     "output_types",
     "ultrafeedback",
-    "ultrafeedback_plan",
+    "ultrafeedback",
 ]
 
 Aspect = Literal["overall-rating", "helpfulness", "honesty", "instruction-following", "truthfulness"]
@@ -279,7 +279,7 @@ def _render(row: dict[str, Any], *, template: str, extra: dict[str, Any]) -> lis
     return chat(prompt, system_prompt=render_template("ultrafeedback/system.jinja2", n=len(generations)))
 
 
-def ultrafeedback(
+def ultrafeedback_task(
     *,
     aspect: Aspect = "overall-rating",
     ratings: Sequence[tuple[int, str]] | None = None,
@@ -297,7 +297,7 @@ def ultrafeedback(
     schema-constrained answer for ``num_generations`` (else 4) texts needs.
     An optional ``world_knowledge`` column is added to the prompt when present.
 
-    >>> judge = ultrafeedback(aspect="honesty")
+    >>> judge = ultrafeedback_task(aspect="honesty")
     >>> judge.outputs
     ('ratings', 'rationales')
     >>> judge.read("#### Output for Text 1\\nRating: 4\\nRationale: Confident and correct.").values
@@ -344,7 +344,7 @@ def ultrafeedback(
     )
 
 
-def ultrafeedback_plan(
+def ultrafeedback(
     *,
     aspect: Aspect = "overall-rating",
     num_generations: int = 4,
@@ -356,7 +356,7 @@ def ultrafeedback_plan(
     """UltraFeedback as a plan: make ``num_generations`` answers if there are none, then rate them.
 
     The answers answer ``evolved_instruction`` when that column exists (e.g. after
-    ``evol_instruct_plan``), else ``instruction``; the judge reads the same column. With a
+    ``evol_instruct``), else ``instruction``; the judge reads the same column. With a
     ``generations`` column already in the frame, only the judge runs. The answers come from
     :func:`~distilfn.tasks.text_generation.text_generation` (``generate_answers=True``) or
     from the task given; with ``False`` the frame must have ``generations``.
@@ -365,11 +365,11 @@ def ultrafeedback_plan(
     from distilfn.tasks.evol_instruct import answering_task
 
     def judge(count: int | None) -> Task:
-        return ultrafeedback(
+        return ultrafeedback_task(
             aspect=aspect, ratings=ratings, task_description=task_description, name=name, num_generations=count
         )
 
-    answer = answering_task(generate_answers, where="ultrafeedback_plan")
+    answer = answering_task(generate_answers, where="ultrafeedback")
     if answer is None:
         return prefer(judge(None), instruction=("evolved_instruction", "instruction"))
     columns = ("evolved_instruction", "instruction")

@@ -4,10 +4,21 @@ Needs ``httptools`` (the ``test`` extra).
 
 It speaks HTTP/1.1 with keep-alive (asyncio + httptools) on 127.0.0.1 and answers
 ``POST /v1/chat/completions`` (with ``n``, ``usage`` and ``model``), ``GET /v1/models``,
-``GET /health`` and ``GET /stats`` (its counters as JSON). Faults are set at start or at
+``GET /health`` and ``GET /stats`` (its counters as JSON), and the Batch API's
+``/v1/files`` and ``/v1/batches`` (``srv.batches``, see :mod:`distilfn.testing.fakebatch`). Faults are set at start or at
 run time (``configure``, or ``POST /config`` from another process): a fixed latency, a
-fraction of 500 / 429-with-Retry-After answers, a fraction of dropped connections, a
-status every request gets (e.g. 401), and a required API key.
+fraction of 500 / 429-with-Retry-After answers (optionally with rate-limit headers that say
+the quota is gone), a fraction of dropped connections, a fraction of 200 answers whose body
+is broken JSON, a status every request gets (e.g. 401), a required API key, a redirect of
+every request to another URL, answers dripped byte by byte, stalled after some bytes or
+never ending, and a fixed number of slots (like llama.cpp: the others queue; ``GET /props``
+and ``GET /slots`` say how many). A reply function may answer a message that is not text
+(``content: null`` with a refusal or tool calls).
+
+It counts what a client cannot hide: requests per path, the names of the headers it
+received, completions in flight (and the time-weighted mean), requests whose client left
+before the answer was written (``abandoned``) and queued requests dropped because their
+client had left (``cancelled``, llama.cpp's "cancel task").
 
 In a test::
 
@@ -53,6 +64,7 @@ from typing import Any, cast
 import msgspec
 
 from distilfn.testing._extra import missing_test_extra
+from distilfn.testing.fakebatch import FakeBatches
 
 try:
     import httptools
@@ -61,8 +73,10 @@ except ImportError as exc:  # only without the test extra
 
 __all__ = ["FakeServer", "FakeServerProcess", "FakeSettings", "ReplyError", "content_key", "echo_reply", "main"]
 
-Reply = Callable[[list[dict[str, Any]], int], str]
-"""``reply(messages, sample_index) -> text``; may raise :class:`ReplyError`."""
+Reply = Callable[[list[dict[str, Any]], int], "str | dict[str, Any]"]
+"""``reply(messages, sample_index) -> text``; may raise :class:`ReplyError`, or return a dict:
+the choice's ``message`` as is (e.g. ``{"content": None, "refusal": "no"}``), with an optional
+``finish_reason`` key taken out of it."""
 
 
 class ReplyError(Exception):
@@ -72,11 +86,13 @@ class ReplyError(Exception):
     400
     """
 
-    def __init__(self, status: int, message: str, *, retry_after: float | None = None):
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.retry_after = retry_after
+        self.headers = dict(headers or {})
 
 
 class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +108,24 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
         served_model: the ``model`` reported in answers; defaults to the requested one.
         seed: seeds the choice of failing requests.
         max_n: answer at most this many choices, like servers that ignore ``n``.
+        malformed_rate: fraction of 200 answers whose body is cut short (not valid JSON).
+        ratelimit_headers: injected 429s also say the quota is gone
+            (``x-ratelimit-remaining-requests: 0``, ``x-ratelimit-reset-requests``).
+        redirect_to: when set, every request (but ``/health``, ``/stats``, ``/config``) is
+            answered ``redirect_status`` with ``Location: redirect_to + path``.
+        redirect_status: 301, 302, 307 or 308.
+        drip: seconds between the bytes of a chat completion's answer (head and body).
+        stall_after: send this many bytes of a chat completion's answer, then nothing more
+            (the connection stays open).
+        endless: a chat completion's answer declares a huge body and drips it for ever.
+        slots: completions served at once; the others wait in a queue (their latency
+            starts when a slot frees), and ``/props`` reports ``total_slots``.
+        props: False hides the slots (no ``/props`` or ``/slots``), like a server that does
+            not say.
+        capacity: a completion that arrives while this many are in flight is answered
+            429 at once (with ``retry_after``), as a rate-limited server does.
+        echo_headers: error answers quote every request header, as some servers do when
+            they explain a refusal (clients must not pass the values on).
     """
 
     latency: float = 0.0
@@ -103,10 +137,21 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
     served_model: str | None = None
     seed: int = 0
     max_n: int | None = None
+    malformed_rate: float = 0.0
+    ratelimit_headers: bool = False
+    redirect_to: str | None = None
+    redirect_status: int = 307
+    drip: float = 0.0
+    stall_after: int | None = None
+    endless: bool = False
+    slots: int | None = None
+    props: bool = True
+    capacity: int | None = None
+    echo_headers: bool = False
 
     def checked(self) -> FakeSettings:
         """Return self, or raise ValueError naming the setting that is out of range."""
-        for name in ("error_rate", "drop_rate"):
+        for name in ("error_rate", "drop_rate", "malformed_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 msg = f"`{name}` must be between 0 and 1, got {value!r}"
@@ -117,10 +162,23 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
         if self.status is not None and not 100 <= self.status <= 599:
             msg = f"`status` must be an HTTP status between 100 and 599, got {self.status!r}"
             raise ValueError(msg)
-        if self.max_n is not None and self.max_n < 1:
-            msg = f"`max_n` must be at least 1, got {self.max_n!r}"
+        for name in ("max_n", "slots", "capacity"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                msg = f"`{name}` must be at least 1, got {value!r}"
+                raise ValueError(msg)
+        if self.redirect_status not in (301, 302, 303, 307, 308):
+            msg = f"`redirect_status` must be a redirect status (301, 302, 303, 307, 308), got {self.redirect_status!r}"
+            raise ValueError(msg)
+        if self.drip < 0 or (self.stall_after is not None and self.stall_after < 0):
+            msg = f"`drip` and `stall_after` must be >= 0, got {self.drip!r} and {self.stall_after!r}"
             raise ValueError(msg)
         return self
+
+    @property
+    def trickles(self) -> bool:
+        """Whether answers are written a byte at a time (or not all)."""
+        return bool(self.drip or self.endless or self.stall_after is not None)
 
 
 def content_key(messages: Any) -> str:
@@ -189,6 +247,10 @@ class _Stats:
         self.first_t: float | None = None
         self.last_t = 0.0
         self.last_body: Any = None
+        self.paths: Counter[str] = Counter()
+        self.header_names: Counter[str] = Counter()
+        self.abandoned = 0
+        self.cancelled = 0
 
     def _advance(self, now: float) -> None:
         if self.first_t is None:
@@ -237,6 +299,12 @@ class _Stats:
                 self.choices += choices
                 self.ok_per_key[key] = self.ok_per_key.get(key, 0) + 1
 
+    def cancel(self) -> None:
+        """Take a queued chat completion whose client left out of flight, unanswered."""
+        with self.lock:
+            self._leave()
+            self.cancelled += 1
+
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             area, span = self.area, 0.0
@@ -259,17 +327,21 @@ class _Stats:
                 "mean_in_flight": area / span if span > 0 else float(self.in_flight),
                 "busy_seconds": span,
                 "last_body": self.last_body,
+                "paths": dict(self.paths),
+                "header_names": dict(self.header_names),
+                "abandoned": self.abandoned,
+                "cancelled": self.cancelled,
             }
 
 
 class _Message(msgspec.Struct, kw_only=True):
     role: str = "assistant"
-    content: str
+    content: str | None
 
 
 class _Choice(msgspec.Struct, kw_only=True):
     index: int
-    message: _Message
+    message: _Message | dict[str, Any]
     finish_reason: str = "stop"
 
 
@@ -325,6 +397,10 @@ class FakeServer:
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[_Connection] = set()
         self._deadlines = _Deadlines(self._answer_later)
+        self.batches = FakeBatches(lambda: self.reply, lambda: self.settings.served_model)  # /v1/files, /v1/batches
+        self._busy = 0  # completions holding a slot (``slots`` set)
+        self._queued: deque[tuple[_Connection, _Job]] = deque()  # waiting for a slot
+        self._trickles: set[asyncio.Task[None]] = set()  # answers being dripped
 
     # -- public ------------------------------------------------------------------------
     @property
@@ -423,6 +499,11 @@ class FakeServer:
             self._server.close()
         for _ in self._deadlines.clear():
             self._stats.leave()
+        for _ in self._queued:
+            self._stats.leave()
+        self._queued.clear()
+        for task in list(self._trickles):
+            task.cancel()
         for conn in list(self._connections):
             conn.transport.abort()
         await asyncio.sleep(0)  # the aborted transports close their sockets in this turn
@@ -438,10 +519,18 @@ class FakeServer:
     # -- routing -------------------------------------------------------------------------
     def _handle(self, conn: _Connection, request: _Request) -> None:
         """Answer one request through ``conn.answer``: at once, or after the latency."""
-        with self._stats.lock:
-            self._stats.requests += 1
+        stats = self._stats
+        with stats.lock:
+            stats.requests += 1
+            stats.paths[request.path] += 1
+            for name, _ in request.headers:
+                stats.header_names[name] += 1
+        settings = self.settings
+        if settings.redirect_to is not None and request.path not in ("/health", "/stats", "/config"):
+            location = settings.redirect_to.rstrip("/") + request.path.removeprefix("/v1")
+            conn.answer((settings.redirect_status, b"", [("location", location)]))
+            return
         if request.path == "/v1/chat/completions" and request.method == "POST":
-            settings = self.settings
             refused = _refusal(request, settings)
             if refused is None:
                 self._complete(conn, request.body, settings)
@@ -469,9 +558,15 @@ class FakeServer:
         refused = _refusal(request, settings)
         if refused is not None:
             return refused
+        if path.startswith(("/v1/files", "/v1/batches")):
+            return self.batches.answer(method, path, request.body)
         if path == "/v1/models" and method == "GET":
             model = settings.served_model or "fake-model"
             return 200, json.dumps({"object": "list", "data": [{"id": model, "object": "model"}]}).encode(), []
+        if path in ("/props", "/slots") and method == "GET" and settings.slots is not None and settings.props:
+            slots = [{"id": i, "is_processing": i < self._busy} for i in range(settings.slots)]
+            body = {"total_slots": settings.slots, "default_generation_settings": {}} if path == "/props" else slots
+            return 200, json.dumps(body).encode(), []
         return _error(404, f"no route for {method} {path}")
 
     def _complete(self, conn: _Connection, body: bytes, settings: FakeSettings) -> None:
@@ -483,10 +578,20 @@ class FakeServer:
             self._stats.leave()
             conn.answer(_error(400, f"invalid chat completion request: {exc}"))
             return
+        if settings.capacity is not None and self._stats.in_flight > settings.capacity:
+            self._stats.settle(job.key, 429)
+            conn.answer(_error(429, "over capacity", retry_after=settings.retry_after))
+            return
+        conn.open_job = True
+        if settings.slots is not None:
+            if self._busy >= settings.slots:
+                self._queued.append((conn, job))
+                return
+            self._busy += 1
         if settings.latency:
             self._deadlines.add(settings.latency, conn, job)
         else:
-            conn.answer(self._finish(job))
+            self._answer_later(conn, job, resume=False)
 
     def _admit(self, body: bytes, settings: FakeSettings) -> _Job:
         """Parse and count a chat completion; raises on a malformed one."""
@@ -499,15 +604,39 @@ class FakeServer:
         attempt = self._stats.admit(key, request)
         return _Job(request, messages, n, key, attempt, settings)
 
-    def _answer_later(self, conn: _Connection, job: _Job) -> None:
+    def _answer_later(self, conn: _Connection, job: _Job, *, resume: bool = True) -> None:
         """Answer ``job`` on ``conn``, its latency past, and go on with the next request."""
+        if job.settings.slots is not None:
+            self._busy -= 1
+            self._next_in_queue()
         try:
             answer = self._finish(job)
         except Exception:
             conn.transport.close()  # like a crashed handler
             raise
+        if answer is not None and answer[0] == 200 and job.settings.trickles:
+            conn.trickle(answer, job.settings)
+            return
         conn.answer(answer)
-        conn.resume()
+        if resume:
+            conn.resume()
+
+    def _next_in_queue(self) -> None:
+        """Give the free slot to the first queued completion whose client is still there."""
+        while self._queued:
+            conn, job = self._queued.popleft()
+            if conn.transport.is_closing() or not conn.open_job:  # its client left (closed, or EOF)
+                self._stats.cancel()  # llama.cpp's "cancel task"
+                conn.open_job = False
+                if not conn.transport.is_closing():
+                    conn.transport.close()
+                continue
+            self._busy += 1
+            if job.settings.latency:
+                self._deadlines.add(job.settings.latency, conn, job)
+            else:
+                asyncio.get_running_loop().call_soon(self._answer_later, conn, job)
+            return
 
     def _finish(self, job: _Job) -> Answer | None:
         """The answer to an admitted chat completion, counted."""
@@ -522,30 +651,39 @@ class FakeServer:
     def _outcome(self, job: _Job) -> Answer | None:
         """A dropped connection (None), an injected error, or the choices."""
         settings = job.settings
-        if not (settings.drop_rate or settings.error_rate):
+        if not (settings.drop_rate or settings.error_rate or settings.malformed_rate):
             return self._choices(job)
+        if settings.malformed_rate and _fraction(settings.seed, job.key, job.attempt, "malformed") < settings.malformed_rate:
+            status, payload, extra = self._choices(job)
+            return (status, payload[: len(payload) // 2], extra) if status == 200 else (status, payload, extra)
         coin = _fraction(settings.seed, job.key, job.attempt)
         if coin < settings.drop_rate:
             return None
         if coin < settings.drop_rate + settings.error_rate:
             if _fraction(settings.seed, job.key, job.attempt, "status") < 0.5:
                 return _error(500, "injected server error")
-            return _error(429, "injected rate limit", retry_after=settings.retry_after)
+            error = _error(429, "injected rate limit", retry_after=settings.retry_after)
+            if settings.ratelimit_headers:
+                error[2].extend(_quota_gone(settings.retry_after))
+            return error
         return self._choices(job)
 
     def _choices(self, job: _Job) -> Answer:
         """The completion itself, or the reply function's :class:`ReplyError`."""
         try:
-            texts = [self.reply(job.messages, i) for i in range(job.n)]
+            replies = [self.reply(job.messages, i) for i in range(job.n)]
         except ReplyError as exc:
-            return _error(exc.status, exc.message, retry_after=exc.retry_after)
+            status, body, extra = _error(exc.status, exc.message, retry_after=exc.retry_after)
+            return status, body, extra + list(exc.headers.items())
+        choices = [_choice(i, r) for i, r in enumerate(replies)]
+        texts = [r if isinstance(r, str) else str(r.get("content") or "") for r in replies]
         prompt_tokens = _tokens(sum([len(str(m.get("content", ""))) for m in job.messages]))
         completion_tokens = sum([_tokens(len(t)) for t in texts])
         completion = _Completion(
             id=f"chatcmpl-{job.key}-{job.attempt}",
             created=int(time.time()),
             model=job.settings.served_model or job.request.get("model") or "fake-model",
-            choices=[_Choice(index=i, message=_Message(content=t)) for i, t in enumerate(texts)],
+            choices=choices,
             usage=_Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens),
         )
         return 200, msgspec.json.encode(completion), []
@@ -559,6 +697,7 @@ class _Request(msgspec.Struct):
     authorization: bytes  # the Authorization header's value, b"" when absent
     body: bytes
     keep_alive: bool  # False: close the connection after the answer
+    headers: list[tuple[str, str]]  # (lower-cased name, value), in the order received
 
 
 class _Connection(asyncio.Protocol):
@@ -577,6 +716,9 @@ class _Connection(asyncio.Protocol):
         self.last = False  # read no more: close once the queue is answered
         self.paused = False  # reading paused while too many requests wait
         self.writable = True  # False while the transport's write buffer is full
+        self.headers: list[tuple[str, str]] = []
+        self.open_job = False  # a chat completion admitted on this connection is not fully answered
+        self.trickling = False  # its answer is being written a byte at a time (or stalled)
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -594,10 +736,22 @@ class _Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.last = True
+        if self.open_job:  # the client left before its answer was written
+            self._abandon()
+            if self.trickling:
+                self.transport.close()
+                return True
         self.resume()
         return True  # keep the transport open for the answers still due
 
+    def _abandon(self) -> None:
+        self.open_job = False
+        with self.server._stats.lock:
+            self.server._stats.abandoned += 1
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.open_job:
+            self._abandon()
         self.server._closed(self)
 
     def pause_writing(self) -> None:
@@ -609,12 +763,13 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
-        self.url, self.authorization, self.chunks = b"", b"", []
+        self.url, self.authorization, self.chunks, self.headers = b"", b"", [], []
 
     def on_url(self, url: bytes) -> None:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
         if len(name) == 13 and name.lower() == b"authorization":
             self.authorization = value.strip()
 
@@ -626,7 +781,8 @@ class _Connection(asyncio.Protocol):
         method = parser.get_method().decode()
         path = self.url.decode("latin-1").split("?", 1)[0].rstrip("/")
         keep_alive = parser.should_keep_alive() and parser.get_http_version() == "1.1"  # h11 closes after 1.0
-        self.queue.append(_Request(method, path, self.authorization, b"".join(self.chunks), keep_alive))
+        request = _Request(method, path, self.authorization, b"".join(self.chunks), keep_alive, self.headers)
+        self.queue.append(request)
 
     # -- requests and answers ------------------------------------------------------------
     def _feed(self, data: bytes) -> None:
@@ -654,6 +810,7 @@ class _Connection(asyncio.Protocol):
         """Send ``answer`` to the request in hand (``None``: drop the connection without a word)."""
         transport, request = self.transport, self.current
         assert request is not None
+        self.open_job = False
         if answer is None:
             transport.abort()
         elif not transport.is_closing():  # else the client left while we waited
@@ -664,6 +821,39 @@ class _Connection(asyncio.Protocol):
                 self.current = None
             else:
                 transport.close()
+
+
+    def trickle(self, answer: Answer, settings: FakeSettings) -> None:
+        """Write a 200 answer a byte at a time (``drip``), stop after ``stall_after`` bytes, or
+        never end (``endless``); the next request on this connection waits its turn."""
+        status, payload, extra = answer
+        length = 10**12 if settings.endless else len(payload)
+        data = _head(status, length, extra, close=False) + payload
+        if settings.stall_after is not None:
+            data = data[: settings.stall_after]
+        self.trickling = True
+        task = asyncio.get_running_loop().create_task(self._trickle(data, settings))
+        self.server._trickles.add(task)
+        task.add_done_callback(self.server._trickles.discard)
+
+    async def _trickle(self, data: bytes, settings: FakeSettings) -> None:
+        transport = self.transport
+        pause = settings.drip or (0.05 if settings.endless else 0.0)
+        for i in range(len(data)):
+            if transport.is_closing():
+                return
+            transport.write(data[i : i + 1])
+            if pause:
+                await asyncio.sleep(pause)
+        while settings.endless and not transport.is_closing():
+            transport.write(b" ")
+            await asyncio.sleep(pause)
+        if settings.stall_after is not None:
+            return  # silence; the client has to give up
+        if not transport.is_closing():
+            self.open_job = self.trickling = False
+            self.current = None
+            self.resume()
 
 
 class _Deadlines:
@@ -809,8 +999,29 @@ def _refusal(request: _Request, settings: FakeSettings) -> Answer | None:
             message = f"Incorrect API key provided: {given.removeprefix('Bearer ')!r}."
             return _error(401, message, kind="invalid_api_key")
     if settings.status is not None:
-        return _error(settings.status, f"forced status {settings.status}")
+        message = f"forced status {settings.status}"
+        if settings.echo_headers:
+            message += "; you sent " + ", ".join(f"{k}: {v}" for k, v in request.headers)
+        return _error(settings.status, message)
     return None
+
+
+def _choice(index: int, reply: str | dict[str, Any]) -> _Choice:
+    """One choice of an answer: a text, or a message given as is (``finish_reason`` taken out)."""
+    if isinstance(reply, str):
+        return _Choice(index=index, message=_Message(content=reply))
+    message = dict(reply)
+    finish = message.pop("finish_reason", "stop")
+    return _Choice(index=index, message={"role": "assistant", **message}, finish_reason=finish)
+
+
+def _quota_gone(reset: float) -> list[tuple[str, str]]:
+    """OpenAI's headers for a request budget used up until ``reset`` seconds from now."""
+    return [
+        ("x-ratelimit-limit-requests", "100"),
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-reset-requests", f"{reset:g}s"),
+    ]
 
 
 def _tokens(chars: int) -> int:
@@ -834,6 +1045,11 @@ def _error(status: int, message: str, *, retry_after: float | None = None, kind:
     return status, json.dumps(body).encode(), headers
 
 
+def _flag(text: str) -> bool:
+    """``True``/``False`` as FakeServerProcess passes booleans."""
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the server in the foreground; ``--print-url`` prints the base URL first."""
     parser = argparse.ArgumentParser(prog="python -m distilfn.testing.fakeserver", description=__doc__.split("\n")[0])
@@ -848,6 +1064,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--served-model", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-n", type=int, default=None)
+    parser.add_argument("--malformed-rate", type=float, default=0.0)
+    parser.add_argument("--ratelimit-headers", type=_flag, default=False)
+    parser.add_argument("--redirect-to", default=None)
+    parser.add_argument("--redirect-status", type=int, default=307)
+    parser.add_argument("--drip", type=float, default=0.0)
+    parser.add_argument("--stall-after", type=int, default=None)
+    parser.add_argument("--endless", type=_flag, default=False)
+    parser.add_argument("--slots", type=int, default=None)
+    parser.add_argument("--capacity", type=int, default=None)
+    parser.add_argument("--props", type=_flag, default=True)
+    parser.add_argument("--echo-headers", type=_flag, default=False)
     parser.add_argument("--print-url", action="store_true", help="print the base URL on the first line")
     args = parser.parse_args(argv)
     server = FakeServer(
@@ -862,6 +1089,17 @@ def main(argv: list[str] | None = None) -> None:
         served_model=args.served_model,
         seed=args.seed,
         max_n=args.max_n,
+        malformed_rate=args.malformed_rate,
+        ratelimit_headers=args.ratelimit_headers,
+        redirect_to=args.redirect_to,
+        redirect_status=args.redirect_status,
+        drip=args.drip,
+        stall_after=args.stall_after,
+        endless=args.endless,
+        slots=args.slots,
+        capacity=args.capacity,
+        props=args.props,
+        echo_headers=args.echo_headers,
     )
 
     async def run() -> None:
