@@ -86,8 +86,9 @@ def _remote(url: str, name: str | None, source: str, *, rpm: float | None = None
     (it names the model when ``--model-name`` is not given, and proves the server is up)."""
     from distilfn.errors import AuthenticationError, ModelError, TransportError
     from distilfn.models.default import _redact, served_models
-    from distilfn.models.openai import openai_compatible
+    from distilfn.models.openai import openai_compatible, refuse_userinfo
 
+    refuse_userinfo(url, source)  # before any request: a key in the URL is refused, never sent
     shown = _redact(url)
     key_env = "DISTILFN_API_KEY" if api_key is None and os.environ.get("DISTILFN_API_KEY") else "OPENAI_API_KEY"
     key = api_key if api_key is not None else os.environ.get(key_env) or ""

@@ -178,3 +178,26 @@ def test_demo_runs_the_readme_plan_on_a_server(tmp_path, capsys):
                                 "--rows", "1", "--max-tokens", "30", "-q")
         assert code == 0, err
         assert {b["max_tokens"] for b in server.bodies} == {30}  # --max-tokens sets every step of the demo
+
+
+def test_a_key_in_the_model_url_is_refused_before_any_request(tmp_path):
+    """Issue 11's rule on the CLI's own model lookup: `--model http://user:KEY@host/v1` is one
+    line that hides the key, and no request is made (the lookup once went first)."""
+    import subprocess
+    import sys
+
+    from distilfn.testing.fakeserver import FakeServer
+
+    (tmp_path / "plan.py").write_text("from distilfn.tasks import text_generation\nplan = text_generation()\n")
+    (tmp_path / "in.jsonl").write_text('{"instruction": "hi"}\n')
+    with FakeServer() as server:
+        url = server.url.replace("http://", "http://me:sk-in-the-url-77@")
+        done = subprocess.run(
+            [sys.executable, "-m", "distilfn.cli", "run", str(tmp_path / "plan.py"), "--input", str(tmp_path / "in.jsonl"),
+             "--output", str(tmp_path / "out.parquet"), "--model", url, "-q"],
+            capture_output=True, text=True, timeout=120,
+        )
+        seen = server.stats()["requests"]
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "must not hold credentials" in done.stderr and "sk-in-the-url-77" not in done.stderr + done.stdout
+    assert seen == 0

@@ -33,9 +33,9 @@ import filelock
 import msgspec
 import polars as pl
 
-from distilfn.errors import OutputLockedError, ResumeRefusedError
+from distilfn.errors import ResumeRefusedError
 from distilfn.output.manifest import Header, atomic_write, decode_schema, file_digest, fsync_dir
-from distilfn.output.stream import header_change
+from distilfn.output.stream import header_change, take_lock
 
 __all__ = ["DatasetDirectory", "DatasetFile", "DatasetManifest", "MANIFEST", "read_dataset_dir"]
 
@@ -84,15 +84,7 @@ class DatasetDirectory:
         self.lock = filelock.FileLock(str(self.path.with_name(f".{self.path.name}.lock")))
 
     def __enter__(self) -> DatasetDirectory:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.lock.acquire(timeout=0)
-        except filelock.Timeout:
-            msg = (
-                f"another run is writing {str(self.path)!r} (it holds {self.lock.lock_file!r}); "
-                "wait for it to finish, or write to another output"
-            )
-            raise OutputLockedError(msg) from None
+        take_lock(self.lock, self.path)
         return self
 
     def __exit__(self, *exc: object) -> None:

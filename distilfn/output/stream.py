@@ -47,6 +47,7 @@ from distilfn.output.manifest import (
 __all__ = [
     "StreamedOutput",
     "header_change",
+    "take_lock",
     "Resume",
     "IncompleteOutputWarning",
     "parts_dir",
@@ -110,6 +111,20 @@ _DECODE_CHUNK = msgspec.json.Decoder(Chunk)
 _ENCODE = msgspec.json.Encoder()
 
 
+
+def take_lock(lock: filelock.FileLock, path: Path) -> None:
+    """Take ``lock``, the one writer's lock of the output at ``path``, or fail at once with
+    :class:`OutputLockedError` naming the lock file (a second writer never waits)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        msg = (
+            f"another run is writing {str(path)!r} (it holds {lock.lock_file!r}); "
+            "wait for it to finish, or write to another output"
+        )
+        raise OutputLockedError(msg) from None
+
 class StreamedOutput:
     """One output file being written by one run. Use as a context manager (it holds the lock)."""
 
@@ -126,15 +141,7 @@ class StreamedOutput:
 
     # -- the lock ------------------------------------------------------------------------
     def __enter__(self) -> StreamedOutput:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.lock.acquire(timeout=0)
-        except filelock.Timeout:
-            msg = (
-                f"another run is writing {str(self.path)!r} (it holds {self.lock.lock_file!r}); "
-                "wait for it to finish, or write to another output"
-            )
-            raise OutputLockedError(msg) from None
+        take_lock(self.lock, self.path)
         return self
 
     def __exit__(self, *exc: object) -> None:
