@@ -458,13 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"distilfn {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    def model_options(p: argparse.ArgumentParser, max_tokens_help: str = "max tokens per answer, for steps that set none") -> None:
+    def model_options(p: argparse.ArgumentParser, max_tokens_help: str = "max tokens per answer, for every step that does not set its own (over the catalogue's suggested lengths)") -> None:
         g = p.add_argument_group("model")
         g.add_argument("--model", help="http(s) URL of an OpenAI-compatible server (.../v1), 'local', or a model name at OPENAI_BASE_URL "
                                        "(default: DISTILFN_MODEL, else OPENAI_BASE_URL, else the embedded model)")
         g.add_argument("--model-name", help="the model to ask for at that server (default: the first it lists)")
         g.add_argument("--max-tokens", type=_positive(int), metavar="N", help=max_tokens_help)
-        g.add_argument("--temperature", type=_non_negative_float, metavar="T", help="sampling temperature, for steps that set none")
+        g.add_argument("--temperature", type=_non_negative_float, metavar="T", help="sampling temperature, for every step that does not set its own")
         g.add_argument("--seed", type=int, help="sampling seed sent with every request")
         g.add_argument("--rpm", type=_positive(float), metavar="N", help="at most N requests per minute to the server")
         g.add_argument("--tpm", type=_positive(float), metavar="N", help="at most N tokens per minute to the server")

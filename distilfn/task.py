@@ -61,6 +61,8 @@ class Task(Step, frozen=True, kw_only=True):
             see :func:`distilfn.dtypes.dtype_of`.
         role: which bound model answers ("generator", "judge", ...).
         params: generation parameters sent with every request (temperature, max_tokens, ...).
+        defaults: generation parameters the task suggests (a paper's answer length, as
+            ``max_tokens``); a run's ``params=`` and the task's own ``params`` override them.
         schema: optional msgspec Struct type, or a function returning one (which keeps the
             task picklable) of no arguments or of the row (task-side names; e.g. a list of
             exactly as many ratings as the row has generations). A row-aware factory must
@@ -85,6 +87,7 @@ class Task(Step, frozen=True, kw_only=True):
     output_types: Mapping[str, Any] = {}
     role: str = "generator"
     params: Mapping[str, Any] = {}
+    defaults: Mapping[str, Any] = {}
     schema: Any = None
     from_schema: Callable[[Any], Row] | None = None
     optional_inputs: tuple[str, ...] = ()
@@ -421,6 +424,7 @@ def task(
     parse: Callable[..., Row | Parsed],
     role: str = "generator",
     params: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
     schema: Any = None,
     from_schema: Callable[[Any], Row] | None = None,
     optional_inputs: Iterable[str] = (),
@@ -485,6 +489,7 @@ def task(
         output_types=types,
         role=role,
         params=dict(params or {}),
+        defaults=dict(defaults or {}),
         schema=schema,
         from_schema=from_schema,
         optional_inputs=tuple(optional_inputs),

@@ -108,10 +108,29 @@ def test_tasks_whose_paper_bounds_the_answer_set_a_default_max_tokens():
         (T.evol_quality_task(), 1024), (T.urial(), 1024),
     ]
     for t, expected in bounded:
-        assert t.params["max_tokens"] == expected, t.name
+        assert t.defaults["max_tokens"] == expected and "max_tokens" not in t.params, t.name
     assert T.evol_instruct_task(params={"max_tokens": 64}).params["max_tokens"] == 64
-    assert T.ultrafeedback_task(num_generations=2).params["max_tokens"] == 64 + 2 * 175
-    assert "max_tokens" not in T.text_generation().params and "max_tokens" not in T.chat_generation().params
+    assert T.ultrafeedback_task(num_generations=2).defaults["max_tokens"] == 64 + 2 * 175
+    assert "max_tokens" not in {**T.text_generation().defaults, **T.chat_generation().defaults}
+
+
+def test_a_runs_max_tokens_overrides_a_tasks_default_and_the_tasks_own_overrides_both():
+    """The defaults once sat in the tasks' own params, which beat a run's: `params=` and the
+    CLI's --max-tokens then no longer reached the judges and rewrites."""
+    import polars as pl
+
+    from distilfn.models import openai_compatible
+    from distilfn.testing.fakeserver import FakeServer
+
+    rows = pl.DataFrame({"instruction": ["Name a fruit."]})
+    sent = []
+    with FakeServer(reply=lambda messages, i: "An apple.") as server:
+        model = openai_compatible(server.url, model="m")
+        for step, options in ((T.evol_instruct_task(), {}), (T.evol_instruct_task(), {"params": {"max_tokens": 7}}),
+                              (T.evol_instruct_task(params={"max_tokens": 9}), {"params": {"max_tokens": 7}})):
+            step.run(rows, model=model, cache=False, quiet=True, **options)
+            sent.append(server.stats()["last_body"]["max_tokens"])
+    assert sent == [512, 7, 9]
 
 
 def test_ultrafeedback_plan_without_answering_only_judges_the_frames_generations():

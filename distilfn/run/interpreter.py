@@ -154,7 +154,7 @@ class Interpreter:
         its cache keys (None when it is not cached)."""
         t = call.task
         model = self.models[t.role]
-        params = {**self.options.params, **t.params}
+        params = {**t.defaults, **self.options.params, **t.params}  # a task's defaults < the run's < the task's own
         identity = getattr(model, "identity", None)
         maker = None
         if self._reader is not None and identity:

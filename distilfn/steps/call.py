@@ -62,9 +62,10 @@ class Call(Node, frozen=True, kw_only=True, tag="call"):
         except Exception as exc:  # a template that needs real values
             example = f"(no example: {type(exc).__name__})"
         params = sorted((k, repr(v)) for k, v in t.params.items())
+        defaults = sorted((k, repr(v)) for k, v in t.defaults.items())
         return (
             f"call {self.label} role={t.role} {self.line()} types={list(map(str, self.dtypes))} "
-            f"params={params} schema={getattr(schema, '__name__', schema)} chat={example!r}"
+            f"params={params} defaults={defaults} schema={getattr(schema, '__name__', schema)} chat={example!r}"
         )
 
     async def run(self, ctx: Context, unit: Unit) -> list[Unit]:

@@ -120,7 +120,7 @@ def equal_prompts_judge(
         render=partial(_render_equal, system_prompt=system_prompt),
         parse=read_equal,
         role="judge",
-        params={"max_tokens": 32},  # the prompt asks for "Equal" or "Not Equal"
+        defaults={"max_tokens": 32},  # the prompt asks for "Equal" or "Not Equal"
         example={"first_instruction": "Name a fruit.", "second_instruction": "Name a red fruit."},
         description="are the two prompts equal?",
     )

@@ -255,7 +255,7 @@ def evol_instruct_task(
     """One Evol-Instruct round, a task: ``instruction`` -> ``evolved_instruction``.
 
     The mutation is drawn per row from ``seed`` and the instruction's text.
-    ``max_tokens`` defaults to :data:`REWRITE_MAX_TOKENS` (``params`` overrides it).
+    ``max_tokens`` defaults to :data:`REWRITE_MAX_TOKENS` (a run's ``params=`` and this ``params`` override it).
 
     >>> step = evol_instruct_task(seed=1)
     >>> "Name three red fruits." in step.chat_for({"instruction": "Name three red fruits."})[0]["content"]
@@ -272,7 +272,7 @@ def evol_instruct_task(
         outputs={"evolved_instruction": str},
         render=partial(render_mutation, mutations=table, seed=seed, fields=("instruction",)),
         parse=read_rewrite,
-        params={"max_tokens": REWRITE_MAX_TOKENS, **(params or {})},
+        defaults={"max_tokens": REWRITE_MAX_TOKENS}, params=dict(params or {}),
         example={"instruction": "Give three tips for staying healthy."},
         description="rewrite the instruction with a seeded Evol-Instruct mutation",
     )
@@ -432,7 +432,7 @@ def fresh_start(*, name: str = "fresh_start", template: str | None = None) -> Ta
         outputs={"seed_instruction": str},
         render=partial(_render_fresh, template=template),
         parse=read_fresh,
-        params={"max_tokens": REWRITE_MAX_TOKENS},
+        defaults={"max_tokens": REWRITE_MAX_TOKENS},
         description="write one new instruction",
     )
 

@@ -56,7 +56,7 @@ def evol_quality_task(
 ) -> Task:
     """One Evol Quality round, a task: (``instruction``, ``response``) -> ``evolved_response``.
 
-    ``max_tokens`` defaults to :data:`RESPONSE_MAX_TOKENS` (``params`` overrides it).
+    ``max_tokens`` defaults to :data:`RESPONSE_MAX_TOKENS` (a run's ``params=`` and this ``params`` override it).
 
     >>> step = evol_quality_task()
     >>> prompt = step.chat_for({"instruction": "Name a fruit.", "response": "Apple."})[0]["content"]
@@ -74,7 +74,7 @@ def evol_quality_task(
         outputs={"evolved_response": str},
         render=partial(render_mutation, mutations=table, seed=seed, fields=("instruction", "response")),
         parse=read_evolved_response,
-        params={"max_tokens": RESPONSE_MAX_TOKENS, **(params or {})},
+        defaults={"max_tokens": RESPONSE_MAX_TOKENS}, params=dict(params or {}),
         example={"instruction": "Give three tips for staying healthy.", "response": "Eat well, sleep, move."},
         description="rewrite the response with a seeded Deita quality method",
     )

@@ -199,7 +199,7 @@ def judgelm(*, num_generations: int | None = None, name: str = "judgelm") -> Tas
         render=_render,
         parse=partial(_parse_row, n=num_generations),
         role="judge",
-        params={"max_tokens": 512},
+        defaults={"max_tokens": 512},
         schema=partial(_row_schema, n=num_generations),
         list_lengths={"ratings": "generations", "rationales": "generations"},
         from_schema=partial(_from_schema, n=num_generations),

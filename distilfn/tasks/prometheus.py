@@ -166,7 +166,7 @@ def prometheus(
         render=partial(render, rubric=text),
         parse=partial(parse_prometheus, mode=mode),
         role="judge",
-        params={"max_tokens": 1024},  # feedback then "[RESULT]"; the paper trains on short feedback
+        defaults={"max_tokens": 1024},  # feedback then "[RESULT]"; the paper trains on short feedback
         example=example,
         description=f"Prometheus 2 {mode} grading on the {rubric_name} rubric",
     )

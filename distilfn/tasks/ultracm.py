@@ -112,7 +112,7 @@ def ultracm(*, num_generations: int | None = None, name: str = "ultracm") -> Tas
         render=_render,
         parse=partial(_parse_row, n=num_generations),
         role="judge",
-        params={"max_tokens": 1024},
+        defaults={"max_tokens": 1024},
         list_lengths={"critiques": "generations", "scores": "generations"},
         example={
             "instruction": "Explain why the sky is blue in one sentence.",

@@ -335,7 +335,7 @@ def ultrafeedback_task(
         render=partial(_render, template=template, extra=extra),
         parse=partial(_parse_row, typed=typed, scale=scale, n=num_generations, schema=lenient),
         role="judge",
-        params={"max_tokens": answer_token_budget(typed, num_generations or 4)},
+        defaults={"max_tokens": answer_token_budget(typed, num_generations or 4)},
         schema=partial(_row_schema, typed=typed, scale=scale, n=num_generations),
         from_schema=partial(_from_schema, typed=typed, scale=scale, n=num_generations),
         list_lengths={name: "generations" for name in output_types(typed)},

@@ -157,7 +157,7 @@ def ultrajudge(
         render=partial(_render, areas=areas),
         parse=partial(_parse_row, areas=areas, n=num_generations),
         role="judge",
-        params={"max_tokens": 1024},
+        defaults={"max_tokens": 1024},
         list_lengths={"ratings": "generations", "areas": "generations"},
         example={
             "instruction": "How do I boil an egg?",

@@ -89,7 +89,7 @@ def urial(*, conversation: bool = False, name: str = "urial", params: dict[str, 
         outputs={"generation": str},
         render=partial(_render, column=column),
         parse=read_urial,
-        params={"max_tokens": URIAL_MAX_TOKENS, **(params or {})},
+        defaults={"max_tokens": URIAL_MAX_TOKENS}, params=dict(params or {}),
         example=example,
         description="answer with the URIAL in-context alignment prompt",
     )
