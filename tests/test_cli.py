@@ -171,6 +171,9 @@ def test_demo_runs_the_readme_plan_on_a_server(tmp_path, capsys):
     assert code == 0, err
     assert len(bodies) == 15  # 3 rows x (3 rewrites + 1 request for 4 answers + 1 judge call)
     assert sorted({b["max_tokens"] for b in bodies}) == sorted(set(cli.DEMO_MAX_TOKENS.values()))
+    from distilfn.tasks.ultrafeedback import answer_token_budget
+
+    assert cli.DEMO_MAX_TOKENS["judge"] == answer_token_budget(False, 4)  # room for the whole JSON answer
     assert "wrote 3 rows" in out and "12 ratings parsed" in out
     assert "15 requests" in err and "distilfn run: 3 rows in, 3 rows out, 0 failed" in err
     with RecordingServer() as server:
