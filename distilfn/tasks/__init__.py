@@ -10,21 +10,21 @@ paper is built from ends in ``_task`` (``evol_instruct_task()``, ``ultrafeedback
 from distilfn.tasks.chat_generation import chat_generation
 from distilfn.tasks.deita_scorers import complexity_scorer, quality_scorer
 from distilfn.tasks.elimination import eliminate_failed_evolutions, elimination_reason, equal_prompts_judge
-from distilfn.tasks.evol_complexity import evol_complexity_generator, evol_complexity
+from distilfn.tasks.evol_complexity import evol_complexity, evol_complexity_generator
 from distilfn.tasks.evol_instruct import (
-    evol_instruct_task,
-    evol_instruct_generator,
     evol_instruct,
+    evol_instruct_generator,
+    evol_instruct_task,
     fresh_start,
     wizardlm_mutations,
 )
-from distilfn.tasks.evol_quality import evol_quality_task, evol_quality
+from distilfn.tasks.evol_quality import evol_quality, evol_quality_task
 from distilfn.tasks.judgelm import judgelm
 from distilfn.tasks.prometheus import prometheus
 from distilfn.tasks.self_instruct import self_instruct
 from distilfn.tasks.text_generation import text_generation, ultrafeedback_principles
 from distilfn.tasks.ultracm import ultracm
-from distilfn.tasks.ultrafeedback import ultrafeedback_task, ultrafeedback
+from distilfn.tasks.ultrafeedback import ultrafeedback, ultrafeedback_task
 from distilfn.tasks.ultrajudge import ultrajudge
 from distilfn.tasks.urial import urial
 
