@@ -86,12 +86,12 @@ def _remote(url: str, name: str | None, source: str, *, rpm: float | None = None
     """An OpenAI-compatible model at ``url``; the server must answer ``GET /models`` first
     (it names the model when ``--model-name`` is not given, and proves the server is up)."""
     from distilfn.errors import AuthenticationError, ModelError, TransportError
-    from distilfn.models.default import _redact, served_models
+    from distilfn.models.default import _redact, key_variable, served_models
     from distilfn.models.openai import openai_compatible, refuse_userinfo
 
     refuse_userinfo(url, source)  # before any request: a key in the URL is refused, never sent
     shown = _redact(url)
-    key_env = "DISTILFN_API_KEY" if api_key is None and os.environ.get("DISTILFN_API_KEY") else "OPENAI_API_KEY"
+    key_env = key_variable() if api_key is None else "OPENAI_API_KEY"
     key = api_key if api_key is not None else os.environ.get(key_env) or ""
     try:
         ids = served_models(url, api_key=key or None, timeout=10.0)
@@ -264,13 +264,13 @@ def _counted(args: argparse.Namespace, result: Any) -> str:
 
 def _run_batched(args: argparse.Namespace, plan: Any) -> int:
     """``run --batch`` / ``--no-wait``: through the Batch API at --model; 75 while batches are pending."""
-    from distilfn.models.default import served_models
     from distilfn.models.batch_api import BatchesPending, openai_batch
+    from distilfn.models.default import key_variable, served_models
 
     url = args.model or os.environ.get("OPENAI_BASE_URL") or ""
     if not url.startswith(("http://", "https://")):
         raise CliError("--batch and --no-wait need --model URL of a server with the Batch API (.../v1), or OPENAI_BASE_URL")
-    key = os.environ.get("DISTILFN_API_KEY") or os.environ.get("OPENAI_API_KEY") or ""
+    key = os.environ.get(key_variable()) or ""
     name = args.model_name or next(iter(served_models(url, api_key=key or None)), None)
     if not name:
         raise CliError(f"{url} lists no model; give --model-name NAME")
@@ -326,7 +326,12 @@ def demo_plan(max_tokens: int | None = None) -> Any:
     (:data:`DEMO_MAX_TOKENS`, or ``max_tokens`` for every step) so that it finishes in
     about a minute on two cores."""
     lengths = DEMO_MAX_TOKENS if max_tokens is None else dict.fromkeys(DEMO_MAX_TOKENS, max_tokens)
-    from distilfn.tasks import evol_instruct_task, text_generation, ultrafeedback, ultrafeedback_task
+    from distilfn.tasks import (
+        evol_instruct_task,
+        text_generation,
+        ultrafeedback,
+        ultrafeedback_task,
+    )
     from distilfn.tasks.evol_instruct import evolution_plan
 
     rewrite = evol_instruct_task(params={"max_tokens": lengths["rewrite"]})

@@ -69,19 +69,6 @@ def _manifest_plan(out: Any) -> str | None:
         return None
 
 
-def _calls(nodes: Sequence[Any]) -> Iterator[Any]:
-    """Every model call of a compiled tree, in order (an evolve's rounds are one call)."""
-    from distilfn.steps.call import Call
-
-    for node in nodes:
-        if isinstance(node, Call):
-            yield node
-        inner = getattr(node, "call", None)
-        if isinstance(inner, Call):
-            yield inner
-        yield from _calls(list(node.children()))
-
-
 def _strings(value: Any) -> Iterator[str]:
     """Every string inside a task's render function (partial arguments, nested tuples, dicts)."""
     if isinstance(value, str):
@@ -210,6 +197,7 @@ def record(out: Any, *, plan: Any = None) -> dict[str, Any]:
     if plan is None:
         return info
     from distilfn.plan import as_plan
+    from distilfn.steps.call import model_calls
 
     plan = as_plan(plan)
     compiled = _compiled_for(plan, frame, getattr(out, "input_schema", None))
@@ -218,7 +206,7 @@ def record(out: Any, *, plan: Any = None) -> dict[str, Any]:
     roles = dict(compiled.roles)
     for step in steps:
         step["role"] = roles.get(step["step"])
-    for call in _calls(compiled.tree):
+    for call in model_calls(compiled.tree):
         t = call.task
         try:
             chat = t.preview()

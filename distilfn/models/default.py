@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 from distilfn.errors import AuthenticationError, ModelError, TransportError
 from distilfn.models.local import LocalModel, local
 
-__all__ = ["default_model", "served_models"]
+__all__ = ["default_model", "served_models", "key_variable"]
 
 _LOCAL_NOTICE = (
     "distilfn: using the embedded local model SmolLM2-135M-Instruct "
@@ -58,7 +58,7 @@ def default_model(*, environ: Mapping[str, str] | None = None, stream: TextIO | 
         if choice.lower() == "local":
             return _local(stream)
         if choice.lower().startswith(("http://", "https://")):
-            key_env = "DISTILFN_API_KEY" if env.get("DISTILFN_API_KEY") else "OPENAI_API_KEY"
+            key_env = key_variable(env)
             return _remote(choice, name, env.get(key_env) or "", "DISTILFN_MODEL", stream, key_env=key_env)
         msg = f"DISTILFN_MODEL must be 'local' or the http(s) URL of an OpenAI-compatible server; got {choice!r}"
         raise ValueError(msg)
@@ -67,6 +67,17 @@ def default_model(*, environ: Mapping[str, str] | None = None, stream: TextIO | 
         name = name or env.get("OPENAI_MODEL") or None
         return _remote(base_url, name, env.get("OPENAI_API_KEY") or "", "OPENAI_BASE_URL", stream)
     return _local(stream)
+
+
+def key_variable(environ: Mapping[str, str] | None = None) -> str:
+    """The environment variable a server's API key is read from: ``DISTILFN_API_KEY`` when
+    set, else ``OPENAI_API_KEY`` (a pickled model reads the same one where it lands).
+
+    >>> key_variable({"DISTILFN_API_KEY": "k"}), key_variable({})
+    ('DISTILFN_API_KEY', 'OPENAI_API_KEY')
+    """
+    env = os.environ if environ is None else environ
+    return "DISTILFN_API_KEY" if env.get("DISTILFN_API_KEY") else "OPENAI_API_KEY"
 
 
 def served_models(base_url: str, *, api_key: str | None = None, timeout: float = 10.0) -> list[str]:

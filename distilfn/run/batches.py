@@ -23,6 +23,8 @@ from pathlib import Path
 
 import msgspec
 
+from distilfn.run.cache import write_rows
+
 __all__ = ["BatchLog", "BatchRecord", "list_batches"]
 
 _SCHEMA = (
@@ -90,14 +92,7 @@ class BatchLog:
     def _write(self, sql: str, rows: list[tuple]) -> None:
         """Run ``sql`` once per row of ``rows``, in one transaction."""
         with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(sql, rows)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            write_rows(self._conn, sql, rows)
 
     def uploaded(self, *, endpoint: str, model: str, input_file_id: str, custom_ids: list[str]) -> int:
         """Record a request file uploaded for a batch not created yet; its local id."""

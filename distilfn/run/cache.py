@@ -187,16 +187,20 @@ def _connect(path: Path, timeout: float) -> sqlite3.Connection:
     return conn
 
 
-def _commit(conn: sqlite3.Connection, answers: Mapping[str, Answer]) -> None:
-    now = time.time()
-    rows = [(k, a.text, a.model_name, a.input_tokens, a.output_tokens, now) for k, a in answers.items()]
+def write_rows(conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
+    """Run ``sql`` once per row of ``rows`` in one write transaction (all or none)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(_INSERT, rows)
+        conn.executemany(sql, rows)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _commit(conn: sqlite3.Connection, answers: Mapping[str, Answer]) -> None:
+    now = time.time()
+    write_rows(conn, _INSERT, [(k, a.text, a.model_name, a.input_tokens, a.output_tokens, now) for k, a in answers.items()])
 
 
 class _GroupCommitter:

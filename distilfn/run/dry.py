@@ -15,30 +15,17 @@ from distilfn.inputs import as_frame
 from distilfn.plan import Plan, as_plan
 from distilfn.run.interpreter import Interpreter
 from distilfn.run.options import RunOptions
-from distilfn.steps.call import Call
-from distilfn.tree import Node, Unit, run_nodes
+from distilfn.steps.call import model_calls
+from distilfn.tree import Unit, run_nodes
 
 __all__ = ["preview_plan"]
-
-
-def _first_call(nodes: tuple[Node, ...] | list[Node]) -> Call | None:
-    for node in nodes:
-        if isinstance(node, Call):
-            return node
-        inner = getattr(node, "call", None)
-        if isinstance(inner, Call):
-            return inner
-        found = _first_call(list(node.children()))
-        if found is not None:
-            return found
-    return None
 
 
 def _sample_frame(plan: Plan) -> pl.DataFrame:
     """One row standing in for the input: the first task's example, else placeholders."""
     shown = plan.compile(None)
     row: dict[str, Any] = {column: f"<{column}>" for column in shown.reads}
-    call = _first_call(shown.tree)
+    call = next(model_calls(shown.tree), None)
     if call is not None and call.task.example is not None:
         t = call.task
         row.update({t.input_map.get(k, k): v for k, v in t.example.items()})

@@ -8,7 +8,7 @@ the error in ``meta.<label>``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -22,7 +22,7 @@ from distilfn.tree import Context, Node, Unit
 if TYPE_CHECKING:
     from distilfn.task import Task
 
-__all__ = ["Call", "compile_task", "call_for", "placeholder", "skip_reason"]
+__all__ = ["Call", "compile_task", "call_for", "model_calls", "placeholder", "skip_reason"]
 
 
 class Call(Node, frozen=True, kw_only=True, tag="call"):
@@ -209,3 +209,14 @@ def call_for(t: Task, scope: Scope, *, shown_inputs: str | None = None, label: s
 def compile_task(t: Task, scope: Scope, *, shown_inputs: str | None = None) -> None:
     """A task on its own is one Call node."""
     scope.emit(call_for(t, scope, shown_inputs=shown_inputs))
+
+
+def model_calls(nodes: Any) -> Iterator[Call]:
+    """Every model call of a compiled tree, in order (an evolve's rounds are one call)."""
+    for node in nodes:
+        if isinstance(node, Call):
+            yield node
+        inner = getattr(node, "call", None)
+        if isinstance(inner, Call):
+            yield inner
+        yield from model_calls(node.children())
