@@ -86,15 +86,12 @@ def _remote(url: str, name: str | None, source: str, *, rpm: float | None = None
     """An OpenAI-compatible model at ``url``; the server must answer ``GET /models`` first
     (it names the model when ``--model-name`` is not given, and proves the server is up)."""
     from distilfn.errors import AuthenticationError, ModelError, TransportError
-    from distilfn.models.default import _redact, key_variable, served_models
-    from distilfn.models.openai import openai_compatible, refuse_userinfo
+    from distilfn.models.default import _redact, remote_model
 
-    refuse_userinfo(url, source)  # before any request: a key in the URL is refused, never sent
     shown = _redact(url)
-    key_env = key_variable() if api_key is None else "OPENAI_API_KEY"
-    key = api_key if api_key is not None else os.environ.get(key_env) or ""
     try:
-        ids = served_models(url, api_key=key or None, timeout=10.0)
+        return remote_model(url, name, source, api_key=api_key, check=True, requests_per_minute=rpm,
+                            tokens_per_minute=tpm)
     except TransportError:
         raise CliError(
             f"cannot reach a server at {shown} (from {source}): is it running, and is the URL its /v1 root? "
@@ -103,17 +100,7 @@ def _remote(url: str, name: str | None, source: str, *, rpm: float | None = None
     except AuthenticationError as exc:
         raise CliError(f"{exc}; set DISTILFN_API_KEY or OPENAI_API_KEY") from None
     except ModelError:
-        ids = []  # a server that lists no models can still answer with --model-name
-        if name is None:
-            raise CliError(f"{shown} (from {source}) does not list its models; give --model-name NAME") from None
-    if name is None:
-        if not ids:
-            raise CliError(f"{shown} (from {source}) serves no model; give --model-name NAME")
-        name = ids[0]
-    model = openai_compatible(url, model=name, api_key=key, api_key_env=key_env,  # a pickled copy (a Ray worker) reads key_env
-                              requests_per_minute=rpm, tokens_per_minute=tpm)
-    _notice(f"distilfn: using model {name!r} at {shown} (from {source})")
-    return model
+        raise CliError(f"{shown} (from {source}) lists no model it serves; give --model-name NAME") from None
 
 
 def model_from_option(option: str | None, model_name: str | None = None, *, rpm: float | None = None,

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 from distilfn.errors import AuthenticationError, ModelError, TransportError
 from distilfn.models.local import LocalModel, local
 
-__all__ = ["default_model", "served_models", "key_variable"]
+__all__ = ["default_model", "remote_model", "served_models", "key_variable"]
 
 _LOCAL_NOTICE = (
     "distilfn: using the embedded local model SmolLM2-135M-Instruct "
@@ -58,14 +58,13 @@ def default_model(*, environ: Mapping[str, str] | None = None, stream: TextIO | 
         if choice.lower() == "local":
             return _local(stream)
         if choice.lower().startswith(("http://", "https://")):
-            key_env = key_variable(env)
-            return _remote(choice, name, env.get(key_env) or "", "DISTILFN_MODEL", stream, key_env=key_env)
+            return remote_model(choice, name, "DISTILFN_MODEL", environ=env, stream=stream)
         msg = f"DISTILFN_MODEL must be 'local' or the http(s) URL of an OpenAI-compatible server; got {choice!r}"
         raise ValueError(msg)
     base_url = (env.get("OPENAI_BASE_URL") or "").strip()
     if base_url:
         name = name or env.get("OPENAI_MODEL") or None
-        return _remote(base_url, name, env.get("OPENAI_API_KEY") or "", "OPENAI_BASE_URL", stream)
+        return remote_model(base_url, name, "OPENAI_BASE_URL", api_key=env.get("OPENAI_API_KEY") or "", stream=stream)
     return _local(stream)
 
 
@@ -155,21 +154,39 @@ def _local(stream: TextIO | None) -> LocalModel:
     return model
 
 
-def _remote(url: str, name: str | None, api_key: str, source: str, stream: TextIO | None,
-            *, key_env: str = "OPENAI_API_KEY") -> Any:
-    """An OpenAI-compatible model; ``api_key`` "" sends none (and stops the backend from
-    falling back to ``os.environ``, which may differ from the ``environ`` given); a pickled
-    copy reads its key from ``key_env``."""
+def remote_model(url: str, name: str | None, source: str, *, api_key: str | None = None,
+                 environ: Mapping[str, str] | None = None, check: bool = False, stream: TextIO | None = None,
+                 **options: Any) -> Any:
+    """The OpenAI-compatible model at ``url``, which came from ``source`` (a variable or an
+    option, named in the notice and the errors). A key written into the URL is refused
+    before any request.
+
+    ``api_key`` None reads the key from :func:`key_variable` of ``environ`` (a pickled copy,
+    say on a Ray worker, reads the same variable); ``""`` sends none. ``name`` None takes the
+    first model the server lists at ``GET /models``; ``check`` lists them even when the name
+    is given, to prove the server is up (one that lists none can still serve the named
+    model). ``options`` go to :func:`~distilfn.models.openai.openai_compatible`.
+    """
     from distilfn.models.openai import openai_compatible, refuse_userinfo
 
     refuse_userinfo(url, source)
-    if name is None:
-        ids = served_models(url, api_key=api_key or None)
-        if not ids:
-            msg = f"{_redact(url)} (from {source}) serves no model; set DISTILFN_MODEL_NAME"
-            raise ModelError(msg)
-        name = ids[0]
-    model = openai_compatible(url, model=name, api_key=api_key, api_key_env=key_env)
+    env = os.environ if environ is None else environ
+    key_env = key_variable(env) if api_key is None else "OPENAI_API_KEY"
+    key = (env.get(key_env) or "") if api_key is None else api_key
+    if name is None or check:
+        try:
+            ids = served_models(url, api_key=key or None)
+        except (TransportError, AuthenticationError):
+            raise
+        except ModelError:
+            if name is None:
+                raise
+            ids = [name]
+        if name is None:
+            if not ids:
+                raise ModelError(f"{_redact(url)} (from {source}) serves no model; set DISTILFN_MODEL_NAME")
+            name = ids[0]
+    model = openai_compatible(url, model=name, api_key=key, api_key_env=key_env, **options)
     _notice(f"distilfn: using model {name!r} at {_redact(url)} (from {source})", stream)
     return model
 
