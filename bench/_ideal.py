@@ -20,7 +20,7 @@ import heapq
 import random
 import statistics
 
-__all__ = ["makespan", "ideal_ratios"]
+__all__ = ["ideal_ratios", "makespan"]
 
 
 def makespan(rows: int, steps: int, slots: int, latency: float, error_rate: float, retry_after: float,
