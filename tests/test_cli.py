@@ -204,3 +204,30 @@ def test_a_key_in_the_model_url_is_refused_before_any_request(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "must not hold credentials" in done.stderr and "sk-in-the-url-77" not in done.stderr + done.stdout
     assert seen == 0
+
+
+class UnlistedServer(RecordingServer):
+    """A server that answers chat completions but not ``GET /v1/models`` (404), as some
+    proxies and gateways do."""
+
+    def _answer(self, request):
+        if request.path == "/v1/models":
+            return 404, b'{"error": {"message": "not found"}}', []
+        return super()._answer(request)
+
+
+def test_a_server_that_lists_no_models_needs_and_takes_a_model_name(files, capsys, monkeypatch):
+    """The CLI's lookup and the library's are one function (models.default.remote_model): a
+    server that does not list its models is one line asking for --model-name, and with the
+    name the run goes ahead against it."""
+    monkeypatch.delenv("DISTILFN_MODEL", raising=False)
+    args = ["run", str(files / "plan.py"), "--input", str(files / "in.jsonl"), "--output", str(files / "out.parquet"),
+            "--no-cache", "-q"]
+    with UnlistedServer() as server:
+        code, _, err = run_main(capsys, *args, "--model", server.url)
+        assert code != 0 and server.bodies == []
+        assert err.strip().splitlines() == [f"distilfn: {server.url} (from --model) lists no model it serves; "
+                                            "give --model-name NAME"]
+        code, _, err = run_main(capsys, *args, "--model", server.url, "--model-name", "mine")
+        assert code == 0, err
+        assert [b["model"] for b in server.bodies] == ["mine", "mine"]

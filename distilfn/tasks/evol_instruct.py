@@ -35,7 +35,6 @@ __all__ = [
     "clean_rewrite",
     "read_rewrite",
     "evol_instruct",
-    "evol_instruct",
     "fresh_start",
     "read_fresh",
     "evol_instruct_generator",

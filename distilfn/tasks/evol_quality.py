@@ -16,7 +16,7 @@ from distilfn.task import Parsed, Task, task
 from distilfn.tasks._templates import template_source
 from distilfn.tasks.evol_instruct import check_mutations, evolution_plan, read_rewrite, render_mutation
 
-__all__ = ["DEITA_QUALITY_MUTATIONS", "RESPONSE_MAX_TOKENS", "deita_quality_mutations", "read_evolved_response", "evol_quality", "evol_quality"]
+__all__ = ["DEITA_QUALITY_MUTATIONS", "RESPONSE_MAX_TOKENS", "deita_quality_mutations", "read_evolved_response", "evol_quality"]
 
 RESPONSE_MAX_TOKENS = 1024
 """Default ``max_tokens`` of a rewritten response: Deita's methods improve one response

@@ -40,7 +40,6 @@ __all__ = [
     "answer_schema",
     "output_types",
     "ultrafeedback",
-    "ultrafeedback",
 ]
 
 Aspect = Literal["overall-rating", "helpfulness", "honesty", "instruction-following", "truthfulness"]
