@@ -33,7 +33,6 @@ import contextlib
 import hashlib
 import os
 import re
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,13 +51,12 @@ from distilfn.output.manifest import Header, decode_schema, encode_schema
 from distilfn.plan import Plan
 from distilfn.run.interpreter import Interpreter
 from distilfn.run.options import DEFAULT_MAX_CONCURRENCY, RunOptions
-from distilfn.run.result import RowsFailedWarning, RunResult
+from distilfn.run.result import RunResult, warn_failed
 from distilfn.run.runner import run_frame
 from distilfn.run.stats import RunStats
 
 __all__ = ["RayOptions", "run", "run_to", "run_file_to", "read_input", "input_schema", "is_dataset"]
 
-_AGAIN = "Running the same call again re-sends only their failed requests (answers that arrived are cached)."
 
 
 class RayOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -262,12 +260,9 @@ def run_to(plan: Plan, ds: ray.data.Dataset, out: str | os.PathLike[str], model:
             raise _unwrapped(exc) from None
         failed = failed_rows(directory.parts, compiled)
         final = directory.finalize(failed=failed)
-    if failed and RunOptions.of(**{k: v for k, v in options.items() if k not in _RAY_FIELDS}).warn_failures:
-        warnings.warn(
-            f"{failed} of {final.rows} output rows failed; the errors are in the meta.<step> columns' 'error' field. {_AGAIN}",
-            RowsFailedWarning,
-            stacklevel=2,
-        )
+    run_options = RunOptions.of(**{k: v for k, v in options.items() if k not in _RAY_FIELDS})
+    if run_options.warn_failures:
+        warn_failed(failed, final.rows, cached=run_options.cache is not False, resumed=True, rows="output rows")
     return RunResult.of(path, rows_in=rows, rows_out=final.rows, failed=failed)
 
 

@@ -323,6 +323,52 @@ def test_python_callers_are_told_how_many_rows_failed():
     assert out.height == 2
 
 
+def _half_failing_server():
+    """A fake server that answers 400 to every request about an odd-numbered question."""
+    from distilfn.testing.fakeserver import FakeServer, ReplyError
+
+    def reply(messages, i):
+        text = messages[-1]["content"]
+        if int(text.rsplit("q", 1)[1]) % 2:
+            raise ReplyError(400, f"no answer for {text}")
+        return f"answer to {text}"
+
+    return FakeServer(reply=reply)
+
+
+def test_the_failure_warning_says_what_a_re_run_sends_and_the_server_counts_agree(tmp_path):
+    """The advice in RowsFailedWarning depends on the cache, and holds: with a cache a re-run
+    sends only the failed requests; without one `run` sends everything again, and `run_to`
+    redoes only the failed rows, sending all their requests (it once promised cached answers
+    in every case, a lambda model included)."""
+    from distilfn.models import openai_compatible
+
+    data = pl.DataFrame({"q": [f"q{i}" for i in range(6)]})
+    plan = echo("t", "q", "a")
+    with pytest.warns(RowsFailedWarning, match="sends every request again: no answer was cached") as caught:
+        plan.run(data, model=lambda chats: [RuntimeError("x") for _ in chats], quiet=True)
+    assert "re-sends only" not in str(caught[0].message)
+    with _half_failing_server() as server:
+        model = openai_compatible(server.url, model="fake", max_retries=0)
+        with pytest.warns(RowsFailedWarning, match="3 of 6 input rows failed.*re-sends only their failed requests"):
+            plan.run(data, model=model, cache=tmp_path / "cache", quiet=True, max_error_rate=None)
+        server.reset_stats()
+        with pytest.warns(RowsFailedWarning):
+            plan.run(data, model=model, cache=tmp_path / "cache", quiet=True, max_error_rate=None)
+        assert server.stats()["requests"] == 3  # only the failed ones, as the warning said
+        server.reset_stats()
+        with pytest.warns(RowsFailedWarning, match="sends every request again"):
+            plan.run(data, model=model, cache=False, quiet=True, max_error_rate=None)
+        assert server.stats()["requests"] == 6
+        out = tmp_path / "out.parquet"
+        with pytest.warns(RowsFailedWarning, match="redoes only these rows, but sends all of their requests again"):
+            plan.run_to(data, out, model=model, cache=False, quiet=True, max_error_rate=None)
+        server.reset_stats()
+        with pytest.warns(RowsFailedWarning):
+            plan.run_to(data, out, model=model, cache=False, quiet=True, max_error_rate=None)
+        assert server.stats()["requests"] == 3
+
+
 # -- the command line ------------------------------------------------------------------------
 
 PLAN = """

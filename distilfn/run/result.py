@@ -82,12 +82,25 @@ def _caller_level() -> int:
     return level
 
 
-def warn_failed(failed: int, total: int, *, again: str) -> None:
-    """Warn that ``failed`` of ``total`` input rows failed, and how to retry them."""
-    if failed:
-        warnings.warn(
-            f"{failed} of {total} input rows failed; the errors are in the meta.<step> columns' 'error' field. "
-            f"{again}",
-            RowsFailedWarning,
-            stacklevel=_caller_level(),
-        )
+_UNCACHED = "no answer was cached (cache=False, or no model has an identity)"
+
+
+def warn_failed(failed: int, total: int, *, cached: bool, resumed: bool, rows: str = "input rows") -> None:
+    """Warn that ``failed`` of ``total`` rows failed, and what running the same call again
+    does: with ``cached`` answers it re-sends only the failed requests; without, every
+    request of the rows it redoes (all of them for ``run``, only the failed rows when the
+    output ``resumed``)."""
+    if not failed:
+        return
+    if cached:
+        again = "Running the same call again re-sends only their failed requests (answers that arrived are cached)."
+    elif resumed:
+        again = ("Running the same call again redoes only these rows, but sends all of their requests again: "
+                 f"{_UNCACHED}.")
+    else:
+        again = f"Running the same call again sends every request again: {_UNCACHED}."
+    warnings.warn(
+        f"{failed} of {total} {rows} failed; the errors are in the meta.<step> columns' 'error' field. {again}",
+        RowsFailedWarning,
+        stacklevel=_caller_level(),
+    )

@@ -37,9 +37,6 @@ from distilfn.tree import Unit
 
 __all__ = ["run_plan", "arun_plan", "run_plan_to", "arun_plan_to", "run_frame", "sync"]
 
-_AGAIN = "Running the same call again re-sends only their failed requests (answers that arrived are cached)."
-
-
 def sync(coro_fn: Any, *args: Any) -> Any:
     """Run a coroutine to the end, in a worker thread if a loop is already running (Jupyter)."""
     try:
@@ -52,9 +49,9 @@ def sync(coro_fn: Any, *args: Any) -> Any:
 
 def run_plan(plan: Plan, data: Any, model: Any, options: RunOptions) -> pl.DataFrame:
     """Run ``plan`` and return the output frame; see :func:`arun_plan`."""
-    out, failed, total = sync(_run, plan, data, model, options)
+    out, stats, total = sync(_run, plan, data, model, options)
     if options.warn_failures:
-        warn_failed(failed, total, again=_AGAIN)
+        warn_failed(stats.rows_failed, total, cached=stats.cached, resumed=False)
     return out
 
 
@@ -62,7 +59,7 @@ def run_plan_to(plan: Plan, data: Any, out: Any, model: Any, options: RunOptions
     """Run ``plan`` streaming finished rows to ``out``; see :func:`arun_plan_to`."""
     result = sync(_run_to, plan, data, out, model, options)
     if options.warn_failures:
-        warn_failed(result.failed, result.rows_in, again=_AGAIN)
+        warn_failed(result.failed, result.rows_in, cached=result.stats.cached, resumed=True)
     return result
 
 
@@ -87,6 +84,7 @@ class Session:
         if cacheable and option is not False:
             self.cache = open_cache(option)
             self._owns_cache = self.cache is not option
+        self.stats.cached = self.cache is not None
         self.stats.started = time.perf_counter()
         for m in {id(m): m for m in self.models.values()}.values():
             bind = getattr(m, "bind_run", None)  # batch models record their batches in the cache
@@ -138,13 +136,13 @@ async def arun_plan(plan: Plan, data: Any, model: Any, options: RunOptions) -> p
     filters drop on purpose); a row that failed keeps its error in ``meta.<step>``, and
     a :class:`~distilfn.run.result.RowsFailedWarning` says how many.
     """
-    out, failed, total = await _run(plan, data, model, options)
+    out, stats, total = await _run(plan, data, model, options)
     if options.warn_failures:
-        warn_failed(failed, total, again=_AGAIN)
+        warn_failed(stats.rows_failed, total, cached=stats.cached, resumed=False)
     return out
 
 
-async def _run(plan: Plan, data: Any, model: Any, options: RunOptions) -> tuple[pl.DataFrame, int, int]:
+async def _run(plan: Plan, data: Any, model: Any, options: RunOptions) -> tuple[pl.DataFrame, RunStats, int]:
     frame = as_frame(data)
     if options.limit is not None:
         frame = frame.head(options.limit)
@@ -152,7 +150,7 @@ async def _run(plan: Plan, data: Any, model: Any, options: RunOptions) -> tuple[
     async with Session(compiled, model, options) as session:
         async with session.progress(frame.height):
             out = await run_frame(session.interpreter, frame)
-    return out, session.stats.rows_failed, frame.height
+    return out, session.stats, frame.height
 
 
 async def run_frame(interpreter: Interpreter, frame: pl.DataFrame) -> pl.DataFrame:
@@ -237,7 +235,7 @@ async def arun_plan_to(plan: Plan, data: Any, out: Any, model: Any, options: Run
     """
     result = await _run_to(plan, data, out, model, options)
     if options.warn_failures:
-        warn_failed(result.failed, result.rows_in, again=_AGAIN)
+        warn_failed(result.failed, result.rows_in, cached=result.stats.cached, resumed=True)
     return result
 
 

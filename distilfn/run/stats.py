@@ -69,6 +69,9 @@ class RunStats:
     priced_requests: int = 0
     models: dict[str, Any] = field(default_factory=dict)
     """The bound models by role (their own counters, such as retries, are read from them)."""
+    cached: bool = False
+    """Whether the run kept its answers in a cache (off with ``cache=False``, or when no model
+    has an ``identity``): then running it again re-sends only the failed requests."""
 
     def record(self, step: StepStats, model: str, tokens_in: int, tokens_out: int, cost: float | None) -> None:
         """One answered request of ``step`` by ``model``: its tokens and its cost (None: no price)."""
