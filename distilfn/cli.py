@@ -458,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--model-name", help="the model to ask for at that server (default: the first it lists)")
         g.add_argument("--max-tokens", type=_positive(int), metavar="N", help=max_tokens_help)
         g.add_argument("--temperature", type=_non_negative_float, metavar="T", help="sampling temperature, for every step that does not set its own")
-        g.add_argument("--seed", type=int, help="sampling seed sent with every request")
+        g.add_argument("--seed", type=int, help="sampling seed sent with every request (the embedded model then "
+                       "answers one request at a time, so that the same seed repeats its answers)")
         g.add_argument("--rpm", type=_positive(float), metavar="N", help="at most N requests per minute to the server")
         g.add_argument("--tpm", type=_positive(float), metavar="N", help="at most N tokens per minute to the server")
 

@@ -65,6 +65,7 @@ def local(
     sha256: str | None = None,
     max_concurrency: int | None = None,
     start_timeout: float = 120.0,
+    repeatable_seed: bool = True,
     **openai_kwargs: Any,
 ) -> LocalModel:
     """The embedded SmolLM2-135M-Instruct model (or another GGUF file) as a distilfn model.
@@ -82,6 +83,12 @@ def local(
             against :data:`SMOLLM2_SHA256`.
         max_concurrency: requests kept in flight; None means ``n_parallel``.
         start_timeout: seconds to wait for the engine to answer /health.
+        repeatable_seed: when a request carries a ``seed``, answer the requests one at a
+            time and without llama.cpp's prompt cache, so that the same seed gives the
+            same answers from run to run. Decoded alongside other requests, or from a
+            prompt prefix cached by an earlier one, the same seed gives other answers
+            (the numbers depend on what shares the batch). False keeps the slots and the
+            prompt cache (faster, about 2x on the demo's long prompts; answers vary).
         **openai_kwargs: passed on to :func:`distilfn.models.openai.openai_compatible`
             (``timeout``, ``max_retries``, ``structured_output``...). Defaults differ
             from a remote server's: ``timeout=600`` (a long answer on 2 cores shared by
@@ -99,6 +106,7 @@ def local(
         sha256=sha256,
         max_concurrency=max_concurrency,
         start_timeout=start_timeout,
+        repeatable_seed=repeatable_seed,
         **openai_kwargs,
     )
 
@@ -123,6 +131,7 @@ class LocalModel:
         sha256: str | None = None,
         max_concurrency: int | None = None,
         start_timeout: float = 120.0,
+        repeatable_seed: bool = True,
         **openai_kwargs: Any,
     ):
         for option, value in (("n_parallel", n_parallel), ("ctx_per_slot", ctx_per_slot)):
@@ -140,17 +149,19 @@ class LocalModel:
         self.name = SMOLLM2_NAME if model_path is None else Path(model_path).stem.lower()
         self.max_concurrency = max_concurrency or n_parallel
         self.start_timeout = start_timeout
+        self.repeatable_seed = repeatable_seed
         self.openai_kwargs = openai_kwargs
         self._sha256: str | None = None
         self._engine: Engine | None = None
         self._backend: Any = None
         self._backend_url: str | None = None
+        self._alone: asyncio.Lock | None = None  # seeded requests, one at a time (made with the backend)
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         """The spec travels, not the running engine: a copy starts its own on first use."""
         state = dict(self.__dict__)
-        state.update(_engine=None, _backend=None, _backend_url=None)
+        state.update(_engine=None, _backend=None, _backend_url=None, _alone=None)
         del state["_lock"]
         return state
 
@@ -252,9 +263,18 @@ class LocalModel:
     async def agenerate(
         self, chats: Sequence[Chat], *, n: int = 1, schema: Any = None, **params: Any
     ) -> list[Generation | BaseException]:
-        """Answer each chat with ``n`` samples; starts the engine on first use."""
+        """Answer each chat with ``n`` samples; starts the engine on first use. With a
+        ``seed`` (and ``repeatable_seed``), one request at a time, from scratch."""
         backend = await self._abackend()
-        return await backend.agenerate(chats, n=n, schema=schema, **params)
+        if params.get("seed") is None or not self.repeatable_seed:
+            return await backend.agenerate(chats, n=n, schema=schema, **params)
+        assert self._alone is not None
+        alone = {**params, "cache_prompt": False}  # llama.cpp's own field: no KV reused from earlier prompts
+        results: list[Generation | BaseException] = []
+        for chat in chats:
+            async with self._alone:
+                results += await backend.agenerate([chat], n=n, schema=schema, **alone)
+        return results
 
     async def aclose(self) -> None:
         """Close the HTTP client; the engine keeps running for the next run (see ``stop``)."""
@@ -271,6 +291,7 @@ class LocalModel:
             options = {"api_key": "", "timeout": 600.0, **self.openai_kwargs}
             self._backend = _openai_backend(url, model=self.name, max_concurrency=self.max_concurrency, **options)
             self._backend_url = url
+            self._alone = asyncio.Lock()
             if old is not None:  # the engine was restarted on another port
                 with contextlib.suppress(Exception):
                     await old.aclose()
