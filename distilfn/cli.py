@@ -292,19 +292,13 @@ def _quote(arg: str) -> str:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from distilfn.errors import ColumnNotFoundError
     from distilfn.inputs import scan_input
 
     plan = load_plan(args.plan, args.plan_name)
     if args.input:
         _check_input(args.input)
     data = scan_input(args.input).head(args.rows).collect() if args.input else None
-    try:
-        print(plan.preview(data, rows=args.rows))
-    except ColumnNotFoundError as exc:
-        if args.input:
-            raise
-        raise CliError(f"{exc} Give rows to render with --input FILE (.jsonl, .parquet or .csv)") from None
+    print(plan.preview(data, rows=args.rows))
     return 0
 
 

@@ -59,6 +59,9 @@ class Compiled(msgspec.Struct, frozen=True):
     meta: tuple[Column, ...]
     roles: Mapping[str, str]
     known: bool
+    assumed: tuple[str, ...] = ()
+    """Compiled for display (no schema): the input columns the plan reads, in the order
+    first read; a column that some step makes (in any branch) is not one of them."""
 
     @property
     def schema(self) -> pl.Schema:
@@ -144,7 +147,8 @@ class Scope:
         self.reads: set[str] = set()
         self.index = 0
         self._slots: set[str] = set(self.columns)
-        self._assumed: set[str] = set()
+        self._assumed: dict[str, None] = {}  # read before made, compiling for display (ordered)
+        self._made: set[str] = set()
         self._frames: list[_Frame] = [_Frame([])]
         for name in self.columns:
             if name.startswith(RESERVED_PREFIX):
@@ -165,7 +169,7 @@ class Scope:
                 if self.known:
                     raise ColumnNotFoundError(self.missing_message(step, name))
                 column = self.columns[name] = Column(name, name, None, name)
-                self._assumed.add(name)
+                self._assumed[name] = None
                 for frame in self._frames:  # an assumed input column exists outside every fan too
                     frame.columns.setdefault(name, column)
             if column.source is not None and column.slot == column.source:
@@ -204,6 +208,7 @@ class Scope:
         column = Column(name, self._slot(name), dtype)
         self.columns.pop(name, None)
         self.columns[name] = column
+        self._made.add(name)
         return column
 
     def rename(self, mapping: Mapping[str, str]) -> None:
@@ -329,7 +334,7 @@ class Scope:
             copy.__dict__.update(self.__dict__)
             copy.columns, copy.meta = dict(self.columns), dict(self.meta)
             copy.labels, copy.roles, copy.reads = set(self.labels), dict(self.roles), set(self.reads)
-            copy._slots, copy._assumed = set(self._slots), set(self._assumed)
+            copy._slots, copy._assumed, copy._made = set(self._slots), dict(self._assumed), set(self._made)
             copy._frames = [_Frame([])]
             compile_steps(steps, copy)
             out.append(copy.finish())
@@ -340,7 +345,8 @@ class Scope:
             self.labels |= copy.labels
             self.roles.update(copy.roles)
             self._slots |= copy._slots
-            self._assumed |= copy._assumed
+            self._assumed.update(copy._assumed)
+            self._made |= copy._made
         return out
 
     def finish(self) -> tuple[Node, ...]:
@@ -409,4 +415,5 @@ def compile_plan(plan: Plan, schema: Any) -> Compiled:
         meta=tuple(scope.meta.values()),
         roles=dict(scope.roles),
         known=scope.known,
+        assumed=tuple(c for c in scope._assumed if c not in scope._made),
     )

@@ -88,7 +88,7 @@ def test_every_command_and_option_has_help():
         (["run", "{d}/plan.py", "--input", "{d}/in.jsonl", "--output", "{d}/out.parquet", "--max-tokens", "lots"], "--max-tokens: expected a whole number"),
         (["run", "{d}/plan.py", "--input", "{d}/in.jsonl", "--output", "{d}/out.parquet", "--price", "m=1"], "--price 'm=1': expected NAME=IN,OUT"),
         (["run", "{d}/plan.py", "--input", "{d}/in.jsonl", "--output", "{d}/out.parquet", "--frobnicate"], "unrecognized arguments: --frobnicate"),
-        (["preview", "{d}/uf.py"], "Give rows to render with --input FILE"),
+        (["preview", "{d}/uf.py", "--input", "{d}/in.txt"], "give a .jsonl, .parquet or .csv file"),
     ],
 )
 def test_an_ordinary_mistake_gets_one_line_and_a_non_zero_exit(files, capsys, monkeypatch, argv, expected):
@@ -204,6 +204,16 @@ def test_a_key_in_the_model_url_is_refused_before_any_request(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "must not hold credentials" in done.stderr and "sk-in-the-url-77" not in done.stderr + done.stdout
     assert seen == 0
+
+
+def test_preview_without_input_shows_the_judges_prompt(files, capsys):
+    """`distilfn preview uf.py` with `plan = ultrafeedback()` and no --input once ended in
+    "Give rows to render with --input FILE": the stand-in row missed the columns read
+    inside the plan's ensure()."""
+    (files / "uf.py").write_text("from distilfn.tasks import ultrafeedback\nplan = ultrafeedback()\n")
+    code, out, err = run_main(capsys, "preview", str(files / "uf.py"))
+    assert code == 0, err
+    assert "--- ultrafeedback_overall_rating [judge] ---" in out and "<evolved_instruction>" in out
 
 
 class UnlistedServer(RecordingServer):

@@ -408,6 +408,34 @@ def test_the_dry_run_is_a_method_that_shows_each_step_once_with_every_sample_dow
     assert callable(distilfn.Plan.preview) and not hasattr(distilfn, "preview_plan")
 
 
+def _catalogue() -> list[str]:
+    from distilfn import tasks
+
+    return [*tasks.TASKS, *tasks.PLANS]
+
+
+@pytest.mark.parametrize("name", _catalogue())
+def test_every_catalogue_entry_previews_without_data(name):
+    """`ultrafeedback().preview()` and `eliminate_failed_evolutions().preview()` raised
+    ColumnNotFoundError: the stand-in row left out the columns read inside an ensure()'s
+    branches. Now it holds every column the plan reads and no step makes."""
+    from distilfn import tasks
+    from distilfn.steps.call import model_calls
+
+    plan = getattr(tasks, name)()
+    text = plan.preview()
+    if next(model_calls(plan.compile(None).tree), None) is not None:  # all but a map step
+        assert "[user]" in text
+
+
+def test_the_stand_in_row_holds_what_the_plan_reads_and_no_step_makes():
+    from distilfn.tasks import evol_instruct, ultrafeedback
+
+    assert ultrafeedback().compile(None).assumed == ("evolved_instruction",)  # `generations` is made in a branch
+    assert (evol_instruct(n=3) >> ultrafeedback()).compile(None).assumed == ("instruction",)
+    assert "<evolved_instruction>" in ultrafeedback().preview()
+
+
 def test_the_dry_run_calls_no_model_and_needs_none():
     calls = []
     plan = echo_task("a", "q", "x") >> echo_task("j", "x", "s", role="judge")

@@ -24,7 +24,7 @@ __all__ = ["preview_plan"]
 def _sample_frame(plan: Plan) -> pl.DataFrame:
     """One row standing in for the input: the first task's example, else placeholders."""
     shown = plan.compile(None)
-    row: dict[str, Any] = {column: f"<{column}>" for column in shown.reads}
+    row: dict[str, Any] = {column: f"<{column}>" for column in shown.assumed}
     call = next(model_calls(shown.tree), None)
     if call is not None and call.task.example is not None:
         t = call.task
