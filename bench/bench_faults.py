@@ -32,10 +32,14 @@ import random
 import statistics
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import polars as pl
 from _common import info_line, ratio_line
 from _ideal import ideal_ratios
+
+if TYPE_CHECKING:
+    from distilfn.testing.fakeserver import FakeServerProcess
 
 ROWS = int(__import__("os").environ.get("BENCH_ROWS", 5000))  # the target's run
 SHORT_ROWS = 1000  # issue 11's measurement, for information
@@ -118,7 +122,7 @@ def plain_loop(url: str, frame: pl.DataFrame) -> tuple[int, list]:
     return asyncio.run(main()), []
 
 
-def measure(srv: object, rows: int, *, reference: bool) -> dict[str, float]:
+def measure(srv: FakeServerProcess, rows: int, *, reference: bool) -> dict[str, float]:
     """Run the plan on ``rows`` rows without faults (twice) and with each seed's faults (once),
     and the plain loop when ``reference``; print every run and the ratios' lines."""
     from distilfn.run.stats import endpoint_line
@@ -130,12 +134,12 @@ def measure(srv: object, rows: int, *, reference: bool) -> dict[str, float]:
     plain = ("plain loop, faults seed 11", plain_loop, ERROR_RATE, SEEDS[0])
     runs = [clean, *faulted[:2], clean, faulted[2], *([plain] if reference else [])]
     for name, client, error_rate, seed in runs:
-        srv.configure(error_rate=error_rate, seed=seed)  # type: ignore[attr-defined]
-        srv.reset_stats()  # type: ignore[attr-defined]
+        srv.configure(error_rate=error_rate, seed=seed)
+        srv.reset_stats()
         c0, t0 = time.process_time(), time.perf_counter()
-        done, endpoints = client(srv.url, frame)  # type: ignore[attr-defined]
+        done, endpoints = client(srv.url, frame)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        server = srv.stats()  # type: ignore[attr-defined]
+        server = srv.stats()
         steady = STEADY[-1] if client is through_distilfn else math.nan
         results.setdefault(name, []).append({"wall": wall, "rows": done, "steady": steady})
         print(f"  {name:<26}: {done} rows in {wall:5.1f} s = {rows / wall:6.1f} rows/s; client CPU {cpu:.1f} s; "

@@ -69,6 +69,7 @@ class RunStats:
     priced_requests: int = 0
     models: dict[str, Any] = field(default_factory=dict)
     """The bound models by role (their own counters, such as retries, are read from them)."""
+    endpoints: list[Any] = field(default_factory=list)
     cached: bool = False
     """Whether the run kept its answers in a cache (off with ``cache=False``, or when no model
     has an ``identity``): then running it again re-sends only the failed requests."""
@@ -133,7 +134,6 @@ class RunStats:
             if callable(endpoint_stats):
                 values += [getattr(e, field_name) for e in endpoint_stats()]
         return sum(values) if values else None
-    endpoints: list[Any] = field(default_factory=list)
 
     def step(self, label: str) -> StepStats:
         """The counters of step ``label`` (created on first use)."""
